@@ -1,0 +1,656 @@
+"""The deploy state machine: snapshot → materialize → load → ready → smoke → commit, or rollback.
+
+Every step reads the run's journal, does one thing, and saves the journal
+before returning, so a step can run in its own container (Argo) or in-process
+(the CLI) with the same effect, and a run that dies anywhere can be undone.
+
+Which versions a replica holds during a deploy
+----------------------------------------------
+``load`` asks every replica to hold *both* the committed version and the
+candidate (a load with a config override, ``version_policy`` = both), so the
+previous version stays in memory: rolling back is a reload whose config Triton
+already has, which unloads the candidate in milliseconds. ``commit`` then
+writes ``config.pbtxt`` pinned to the candidate and reloads from disk, which
+drops the previous version. When the candidate's interface differs from the
+committed one (``--allow-interface-change``) one config cannot serve both, so
+the candidate is loaded alone; Triton keeps the old model serving if that
+load fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tritonops.adapters import files, pushgateway
+from tritonops.adapters.onnx_artifact import checksums, inspect
+from tritonops.adapters.storage import ModelRepository, StateStore
+from tritonops.adapters.triton import TritonReplica, replicas_from_urls
+from tritonops.core.config import ModelConfig, derive_config, render_pbtxt, to_load_json
+from tritonops.core.naming import utc_stamp, validate_name, validate_run_id
+from tritonops.core.signature import Signature
+from tritonops.core.state import Candidate, Current, Journal, Outcome, Phase, StepRecord
+from tritonops.core.verdict import interface_changes, smoke_problems, synthesize_inputs
+from tritonops.engine.settings import Settings
+from tritonops.errors import (
+    ArtifactInvalid,
+    CorruptState,
+    ExitCode,
+    InconsistentState,
+    InputError,
+    InterfaceChanged,
+    NotReady,
+    RollbackFailed,
+    SmokeFailed,
+    TritonOpsError,
+    Unavailable,
+    VerificationFailed,
+)
+
+if TYPE_CHECKING:
+    from tritonops.adapters.registry import MlflowRegistry
+
+log = logging.getLogger(__name__)
+
+RegistryFactory = Callable[[], "MlflowRegistry"]
+
+
+def _default_registry_factory(settings: Settings) -> RegistryFactory:
+    def make() -> MlflowRegistry:
+        from tritonops.adapters.registry import MlflowRegistry
+
+        return MlflowRegistry(settings.registry)
+
+    return make
+
+
+def exit_code_for(journal: Journal) -> ExitCode:
+    """Map a finished run to the CLI's exit code (contract)."""
+    if journal.outcome in (Outcome.COMMITTED, Outcome.NOOP):
+        return ExitCode.OK
+    if journal.outcome is Outcome.ROLLBACK_FAILED:
+        return ExitCode.INCONSISTENT
+    if journal.outcome is Outcome.ROLLED_BACK:
+        return ExitCode.ROLLED_BACK
+    kind = (journal.error or {}).get("kind", "")
+    if kind == "verification":
+        return ExitCode.ROLLED_BACK
+    if kind == "input":
+        return ExitCode.BAD_INPUT
+    return ExitCode.INCONSISTENT
+
+
+def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, VerificationFailed):
+        return "verification"
+    if isinstance(exc, InconsistentState):
+        return "inconsistent"
+    if isinstance(exc, InputError | Unavailable):
+        return "input"
+    return "internal"
+
+
+class Deployer:
+    """Runs the steps of one model's deploys against the shared volume and the replicas."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryFactory | None = None,
+        replicas: Sequence[TritonReplica] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.repo = ModelRepository(settings.repo)
+        self.store = StateStore(settings.state_dir)
+        self._registry_factory = registry or _default_registry_factory(settings)
+        self._registry: MlflowRegistry | None = None
+        self.replicas = (
+            list(replicas)
+            if replicas is not None
+            else replicas_from_urls(
+                list(settings.triton_urls), settings.triton_timeouts, settings.triton_headers
+            )
+        )
+        self.clock = clock
+
+    @property
+    def registry(self) -> MlflowRegistry:
+        if self._registry is None:
+            self._registry = self._registry_factory()
+        return self._registry
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # ------------------------------------------------------------------ steps
+    @contextmanager
+    def _step(self, journal: Journal, name: str) -> Iterator[list[Journal]]:
+        """Time a step, record it in the journal and save; errors are recorded then re-raised."""
+        box = [journal]
+        started = self.clock()
+        t0 = time.monotonic()
+        log.info("step %s: model=%s run=%s", name, journal.model, journal.run_id)
+        try:
+            yield box
+        except BaseException as exc:
+            record = StepRecord(name, started, time.monotonic() - t0, False, str(exc)[:500])
+            failed = box[0].with_step(record).with_error(name, exc)
+            failed = replace(failed, error={**(failed.error or {}), "kind": _error_kind(exc)})
+            self.store.save(failed)
+            box[0] = failed
+            raise
+        record = StepRecord(name, started, time.monotonic() - t0, True)
+        box[0] = self.store.save(box[0].with_step(record))
+
+    def snapshot(self, model: str, alias: str, run_id: str) -> Journal:
+        """Record the committed state and what every replica serves, before changing anything."""
+        validate_name("model", model)
+        validate_name("alias", alias)
+        validate_run_id(run_id)
+        files.ensure_writable_dir(self.settings.state_dir, "state dir")
+        if self.store.load(model, run_id) is not None:
+            raise InputError(f"run {run_id!r} of model {model!r} already exists; use a new run id")
+        previous = self.repo.read_current_raw(model)
+        if previous is not None:
+            Current.from_dict(previous, str(self.repo.current_path(model)))  # validate, fail early
+        journal = Journal(
+            run_id=run_id,
+            model=model,
+            alias=alias,
+            replicas=tuple(r.url for r in self.replicas),
+            started_at=self.clock(),
+            previous=previous,
+            previous_config=self.repo.read_config(model),
+        )
+        with self._step(journal, "snapshot") as box:
+            serving: dict[str, list[int]] = {}
+            for replica in self.replicas:
+                replica.require_live()
+                serving[replica.url] = replica.ready_versions(model)
+            box[0] = box[0].at(Phase.SNAPSHOTTED, serving_before=serving)
+        return box[0]
+
+    def materialize(self, journal: Journal) -> Journal:
+        """Resolve the alias once, download, verify, and move the version into the repository."""
+        self._expect(journal, Phase.SNAPSHOTTED)
+        model = journal.model
+        with self._step(journal, "materialize") as box:
+            candidate = self.registry.resolve(model, journal.alias)
+            box[0] = self.store.save(box[0].at(Phase.SNAPSHOTTED, candidate=candidate))
+            current = self._current_from(journal)
+            if (
+                current is not None
+                and current.active_version == candidate.version
+                and self._all_serve(model, candidate.version)
+            ):
+                log.info(
+                    "model=%s version=%s is already committed and served: nothing to do",
+                    model,
+                    candidate.version,
+                )
+                box[0] = box[0].finished(Outcome.NOOP, self.clock())
+            else:
+                box[0] = self._fetch(box[0], candidate, current)
+        if box[0].outcome is Outcome.NOOP:
+            self._finish(box[0], {})
+        return box[0]
+
+    def _fetch(self, journal: Journal, candidate: Candidate, current: Current | None) -> Journal:
+        """Download into staging, verify the artefact and the interface gate, then install."""
+        model = journal.model
+        staging = self.store.staging_dir(model, journal.run_id)
+        shutil.rmtree(staging, ignore_errors=True)
+        files.ensure_writable_dir(staging.parent, "staging dir")
+        journal = self.store.save(journal.at(Phase.SNAPSHOTTED, staged_dir=str(staging)))
+        model_dir = self.registry.download(candidate, staging)
+        signature = inspect(model_dir)
+        sums = checksums(model_dir)
+        config = derive_config(model, signature, candidate.version, self.settings.max_batch_size)
+        journal = self.store.save(
+            journal.at(
+                Phase.SNAPSHOTTED,
+                signature=signature,
+                max_batch_size=config.max_batch_size,
+                files=sums,
+                staged_dir=str(model_dir),
+                smoke_input=self._save_smoke_input(journal, model_dir, signature),
+            )
+        )
+        if current is not None and not self.settings.allow_interface_change:
+            changes = interface_changes(current.signature, signature)
+            if changes:
+                raise InterfaceChanged(
+                    f"version {candidate.version} changes the interface of {model} "
+                    f"(committed: version {current.active_version}): {'; '.join(changes)}. "
+                    "Pass --allow-interface-change if clients are ready for it."
+                )
+        return self._install(journal, model_dir, candidate, sums)
+
+    def _install(
+        self, journal: Journal, model_dir: Path, candidate: Candidate, sums: dict[str, str]
+    ) -> Journal:
+        """Rename the verified version dir into the repository: Triton never sees it half-written."""
+        target = self.repo.version_dir(journal.model, candidate.version)
+        if target.exists():
+            if checksums(target) == sums:
+                log.info(
+                    "model=%s version=%s already in the repository with the same files",
+                    journal.model,
+                    candidate.version,
+                )
+                return self.store.save(journal.at(Phase.MATERIALIZED))
+            if candidate.version == journal.previous_version:
+                raise InconsistentState(
+                    f"{target} is the committed version but its files differ from the registry's "
+                    f"version {candidate.version}; refusing to replace what production serves"
+                )
+            # A stale directory nobody committed (e.g. left by a crash): keep it, out of the way.
+            self.store.quarantine(
+                target,
+                journal.model,
+                candidate.version,
+                self._now(),
+                {"reason": "stale version directory replaced by a new download", "run_id": journal.run_id},
+            )
+        journal = self.store.save(journal.at(Phase.MATERIALIZING))
+        files.move_dir(model_dir, target)
+        return self.store.save(journal.at(Phase.MATERIALIZED, installed_dir=True, staged_dir=None))
+
+    def _save_smoke_input(self, journal: Journal, model_dir: Path, signature: Signature) -> str | None:
+        from tritonops.adapters.registry import load_input_example
+
+        example = load_input_example(model_dir, signature)
+        if example is None or any(a.dtype == object for a in example.values()):
+            return None
+        path = self.store.run_dir(journal.model, journal.run_id) / "smoke_input.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **example)  # type: ignore[arg-type]
+        return str(path)
+
+    def load(self, journal: Journal) -> Journal:
+        """Explicit load on every replica, keeping the committed version in memory beside it."""
+        self._expect(journal, Phase.MATERIALIZED)
+        candidate, signature = self._candidate(journal)
+        versions = [candidate.version]
+        current = self._current_from(journal)
+        if (
+            current is not None
+            and not interface_changes(current.signature, signature)
+            and current.max_batch_size == journal.max_batch_size
+        ):
+            versions.append(current.active_version)
+        config = self._config(journal).with_versions(versions)
+        with self._step(journal, "load") as box:
+            box[0] = self.store.save(box[0].at(Phase.MATERIALIZED, loaded_versions=config.versions))
+            body = to_load_json(config)
+            for replica in self.replicas:
+                replica.load(journal.model, body)
+            box[0] = box[0].at(Phase.LOADED)
+        return box[0]
+
+    def ready(self, journal: Journal) -> Journal:
+        self._expect(journal, Phase.LOADED)
+        candidate, _ = self._candidate(journal)
+        with self._step(journal, "ready") as box:
+            for replica in self.replicas:
+                replica.wait_version_ready(journal.model, candidate.version)
+            box[0] = box[0].at(Phase.READY)
+        return box[0]
+
+    def smoke(self, journal: Journal) -> Journal:
+        """A real inference on every replica, pinned to the candidate version, judged strictly."""
+        self._expect(journal, Phase.READY)
+        candidate, signature = self._candidate(journal)
+        inputs = self._smoke_inputs(journal, signature)
+        with self._step(journal, "smoke") as box:
+            for replica in self.replicas:
+                self._check_inference(replica, journal.model, candidate.version, signature, inputs)
+            box[0] = box[0].at(Phase.SMOKED)
+        return box[0]
+
+    def commit(self, journal: Journal) -> Journal:
+        """Pin config.pbtxt to the candidate, reload from disk everywhere, then write current.json."""
+        self._expect(journal, Phase.SMOKED)
+        candidate, signature = self._candidate(journal)
+        model = journal.model
+        with self._step(journal, "commit") as box:
+            box[0] = self.store.save(box[0].at(Phase.COMMITTING))
+            config = self._config(journal).with_versions([candidate.version])
+            self.repo.write_config(model, render_pbtxt(config))
+            for replica in self.replicas:
+                replica.load(model)
+                replica.wait_version_ready(model, candidate.version)
+                self._wait_only(replica, model, candidate.version, NotReady)
+            current = Current(
+                model=model,
+                active_version=candidate.version,
+                run_id=candidate.run_id,
+                alias=candidate.alias,
+                updated_at_utc=utc_stamp(self._now()),
+                source=candidate.source,
+                signature=signature,
+                max_batch_size=config.max_batch_size,
+                files=journal.files,
+                deploy_run=journal.run_id,
+                previous_version=journal.previous_version,
+            )
+            self.repo.write_current(current)
+            log.info("committed model=%s version=%s", model, candidate.version)
+        done = box[0].finished(Outcome.COMMITTED, self.clock())
+        self._finish(
+            done, {"tritonops.status": "production", "tritonops.deployed_at": utc_stamp(self._now())}
+        )
+        return done
+
+    # --------------------------------------------------------------- rollback
+    def rollback(self, journal: Journal) -> Journal:
+        """Restore exactly the snapshotted state: files, quarantine, every replica, verified.
+
+        Safe to run twice and after a crash at any point: each action checks
+        what is there before it acts.
+        """
+        if journal.is_finished:
+            return journal
+        model = journal.model
+        started, t0 = self.clock(), time.monotonic()
+        problems: list[str] = []
+        touched_triton = journal.phase.rank >= Phase.MATERIALIZED.rank and bool(journal.loaded_versions)
+        try:
+            self.repo.restore_config(model, journal.previous_config)
+            self.repo.restore_current(model, journal.previous)
+        except OSError as exc:
+            problems.append(f"could not restore config.pbtxt/current.json: {exc}")
+        quarantined = self._quarantine_candidate(journal)
+        if touched_triton or journal.phase is Phase.COMMITTING:
+            for replica in self.replicas:
+                try:
+                    self._restore_replica(replica, journal)
+                except TritonOpsError as exc:
+                    problems.append(str(exc))
+        outcome = Outcome.ROLLED_BACK if touched_triton else Outcome.REJECTED
+        detail = (
+            "; ".join(problems)
+            if problems
+            else (
+                f"serving version {journal.previous_version}"
+                if journal.previous_version
+                else "model unloaded"
+            )
+        )
+        if problems:
+            outcome = Outcome.ROLLBACK_FAILED
+        record = StepRecord("rollback", started, time.monotonic() - t0, not problems, detail[:500])
+        done = journal.with_step(record).finished(
+            outcome, self.clock(), quarantine=quarantined, rollback_detail=detail
+        )
+        if journal.error is None:
+            done = replace(
+                done,
+                error={
+                    "step": "unknown",
+                    "type": "Interrupted",
+                    "message": "run did not finish",
+                    "kind": "inconsistent",
+                },
+            )
+        log.warning("rollback model=%s run=%s outcome=%s: %s", model, journal.run_id, outcome.value, detail)
+        status = "rolled_back" if outcome is not Outcome.ROLLBACK_FAILED else "rollback_failed"
+        self._finish(done, {"tritonops.status": status} if journal.candidate else {})
+        return done
+
+    def _quarantine_candidate(self, journal: Journal) -> str | None:
+        candidate = journal.candidate
+        if candidate is None:
+            return None
+        reason = {"run_id": journal.run_id, "error": dict(journal.error or {}), "version": candidate.version}
+        target = self.repo.version_dir(journal.model, candidate.version)
+        is_committed = candidate.version == journal.previous_version
+        ours = journal.installed_dir or (
+            journal.phase is Phase.MATERIALIZING
+            and target.is_dir()
+            and checksums(target) == dict(journal.files)
+        )
+        if ours and not is_committed and target.is_dir():
+            return str(self.store.quarantine(target, journal.model, candidate.version, self._now(), reason))
+        if journal.staged_dir and Path(journal.staged_dir).is_dir():
+            return str(
+                self.store.quarantine(
+                    Path(journal.staged_dir), journal.model, candidate.version, self._now(), reason
+                )
+            )
+        return None
+
+    def _restore_replica(self, replica: TritonReplica, journal: Journal) -> None:
+        """Make one replica serve the snapshotted version again, and prove it by inference."""
+        model = journal.model
+        previous = self._current_from(journal)
+        if previous is None:
+            if replica.ready_versions(model):
+                replica.unload(model)
+            self._wait_only(replica, model, None)
+            return
+        replica.load(model)  # from the restored config.pbtxt: the committed version only
+        replica.wait_version_ready(model, previous.active_version)
+        self._wait_only(replica, model, previous.active_version)
+        inputs = synthesize_inputs(previous.signature)
+        self._check_inference(
+            replica, model, None, previous.signature, inputs, expect_version=previous.active_version
+        )
+
+    # ---------------------------------------------------------------- helpers
+    def _finish(self, journal: Journal, tags: dict[str, str]) -> None:
+        """Persist the outcome, append history, tag the registry, push metrics. Best effort after save."""
+        self.store.save(journal)
+        self.store.append_history(journal.model, journal.history_record())
+        if journal.staged_dir is None:
+            shutil.rmtree(self.store.staging_dir(journal.model, journal.run_id), ignore_errors=True)
+        if tags and journal.candidate is not None and self._registry_configured():
+            try:
+                self.registry.tag_version(journal.candidate, tags)
+            except TritonOpsError as exc:
+                log.warning("registry tags not written: %s", exc)
+        self.report(journal)
+
+    def _registry_configured(self) -> bool:
+        import os
+
+        return self._registry is not None or bool(
+            self.settings.registry.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        )
+
+    def report(self, journal: Journal) -> bool:
+        """Push the run's metrics to the Pushgateway (if configured). Never raises."""
+        if not self.settings.pushgateway or journal.outcome is None:
+            return False
+        try:
+            current = self.repo.read_current(journal.model)
+        except CorruptState:
+            current = None
+        registry = pushgateway.build_registry(
+            model=journal.model,
+            outcome=journal.outcome,
+            finished_at=journal.finished_at or self.clock(),
+            duration_s=(journal.finished_at or self.clock()) - journal.started_at,
+            active_version=current.active_version if current else None,
+            step_durations=journal.step_durations(),
+        )
+        return pushgateway.push(self.settings.pushgateway, journal.model, registry)
+
+    def _expect(self, journal: Journal, phase: Phase) -> None:
+        if journal.is_finished:
+            raise _AlreadyFinished(journal)
+        if journal.phase is not phase:
+            raise InconsistentState(
+                f"run {journal.run_id} is at phase {journal.phase.value}, this step needs {phase.value}"
+            )
+
+    def _candidate(self, journal: Journal) -> tuple[Candidate, Signature]:
+        if journal.candidate is None or journal.signature is None:
+            raise InconsistentState(f"run {journal.run_id} has no materialized candidate")
+        return journal.candidate, journal.signature
+
+    def _config(self, journal: Journal) -> ModelConfig:
+        candidate, signature = self._candidate(journal)
+        config = derive_config(journal.model, signature, candidate.version, self.settings.max_batch_size)
+        return replace(config, max_batch_size=journal.max_batch_size)
+
+    @staticmethod
+    def _current_from(journal: Journal) -> Current | None:
+        return Current.from_dict(journal.previous) if journal.previous else None
+
+    def _all_serve(self, model: str, version: int) -> bool:
+        return all(version in r.ready_versions(model) for r in self.replicas)
+
+    def _smoke_inputs(self, journal: Journal, signature: Signature) -> dict[str, np.ndarray]:
+        if journal.smoke_input and Path(journal.smoke_input).is_file():
+            with np.load(journal.smoke_input, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        return synthesize_inputs(signature, batch=2 if signature.batchable else 1)
+
+    def _check_inference(
+        self,
+        replica: TritonReplica,
+        model: str,
+        version: int | None,
+        signature: Signature,
+        inputs: dict[str, np.ndarray],
+        expect_version: int | None = None,
+    ) -> None:
+        answered, outputs = replica.infer(model, version, inputs, [o.name for o in signature.outputs])
+        want = expect_version if expect_version is not None else version
+        problems = smoke_problems(signature, inputs, outputs)
+        if want is not None and answered != want:
+            problems.append(f"version {answered} answered, expected {want}")
+        if problems:
+            raise SmokeFailed(f"{model} on {replica.url}: " + "; ".join(problems))
+
+    def _wait_only(
+        self,
+        replica: TritonReplica,
+        model: str,
+        version: int | None,
+        error: type[TritonOpsError] = RollbackFailed,
+        timeout_s: float = 30.0,
+    ) -> None:
+        """Wait until ``version`` is the only READY version (None: nothing READY).
+
+        Triton unloads a dropped version asynchronously after the load call returns.
+        """
+        want = [] if version is None else [version]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ready = replica.ready_versions(model)
+            if ready == want:
+                return
+            if time.monotonic() >= deadline:
+                raise error(f"{model} on {replica.url} serves versions {ready}, expected {want}")
+            time.sleep(0.05)
+
+    # ------------------------------------------------------------ whole runs
+    def run(self, model: str, alias: str, run_id: str) -> Journal:
+        """The whole deploy in-process, holding the model's lock; rolls back on any failure."""
+        validate_name("model", model)
+        validate_name("alias", alias)
+        validate_run_id(run_id)
+        files.ensure_writable_dir(self.settings.state_dir, "state dir")
+        with self.store.lock(model, run_id):
+            self._recover_unlocked(model)
+            journal = self.snapshot_or_reject(model, alias, run_id)
+            if journal.is_finished:
+                return journal
+            try:
+                for step in (self.materialize, self.load, self.ready, self.smoke, self.commit):
+                    journal = step(journal)
+                    if journal.is_finished:
+                        return journal
+            except _AlreadyFinished as done:
+                return done.journal
+            except (TritonOpsError, OSError) as exc:
+                log.error("model=%s run=%s failed: %s", model, run_id, exc)
+                return self.rollback(self.store.load(model, run_id) or journal)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def snapshot_or_reject(self, model: str, alias: str, run_id: str) -> Journal:
+        """Snapshot; a failed precondition is recorded as a rejected run and re-raised."""
+        try:
+            return self.snapshot(model, alias, run_id)
+        except (InputError, Unavailable) as exc:
+            journal = self.store.load(model, run_id)
+            if journal is not None and not journal.is_finished:
+                self._finish(journal.finished(Outcome.REJECTED, self.clock()), {})
+            raise exc from exc.__cause__
+
+    def recover(self, model: str, run_id: str) -> list[Journal]:
+        validate_name("model", model)
+        with self.store.lock(model, run_id):
+            return self._recover_unlocked(model)
+
+    def _recover_unlocked(self, model: str) -> list[Journal]:
+        """Undo every run of ``model`` that never finished (killed, terminated, power loss)."""
+        recovered = []
+        for journal in self.store.unfinished(model):
+            log.warning(
+                "recovering interrupted run=%s of model=%s at phase=%s",
+                journal.run_id,
+                model,
+                journal.phase.value,
+            )
+            recovered.append(self._finish_interrupted(journal))
+        return recovered
+
+    def _finish_interrupted(self, journal: Journal) -> Journal:
+        """A run that stopped mid-commit may have committed: finish it instead of undoing it."""
+        if journal.phase is Phase.COMMITTING and journal.candidate is not None:
+            try:
+                current = self.repo.read_current(journal.model)
+            except CorruptState:
+                current = None
+            if current is not None and current.deploy_run == journal.run_id:
+                done = journal.finished(Outcome.COMMITTED, self.clock())
+                self._finish(done, {"tritonops.status": "production"})
+                return done
+        return self.rollback(journal)
+
+    def status(self, model: str) -> dict[str, Any]:
+        validate_name("model", model)
+        current = self.repo.read_current(model)
+        replicas = []
+        for replica in self.replicas:
+            entry: dict[str, Any] = {"url": replica.url}
+            try:
+                entry["ready_versions"] = replica.ready_versions(model)
+                entry["live"] = True
+            except Unavailable as exc:
+                entry.update(live=False, ready_versions=None, error=str(exc))
+            expected = [current.active_version] if current else []
+            entry["drift"] = entry["ready_versions"] != expected
+            replicas.append(entry)
+        return {
+            "model": model,
+            "current": current.to_dict() if current else None,
+            "versions_on_disk": self.repo.versions(model),
+            "replicas": replicas,
+            "drift": any(r["drift"] for r in replicas),
+            "unfinished_runs": [j.run_id for j in self.store.unfinished(model)],
+        }
+
+
+class _AlreadyFinished(Exception):
+    """A step was asked to run on a run that already ended (e.g. a no-op)."""
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__(f"run {journal.run_id} already finished: {journal.outcome}")
+        self.journal = journal
+
+
+__all__ = ["ArtifactInvalid", "Deployer", "exit_code_for"]

@@ -1,0 +1,1 @@
+"""Running real dependencies on one machine: Triton from the nvidia-pytriton wheel."""

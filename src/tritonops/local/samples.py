@@ -1,0 +1,77 @@
+"""Small ONNX models built in code, for the demo, the tests and the benchmarks.
+
+Nothing is downloaded: each model is a few nodes with deterministic weights.
+Variants reproduce the failures tritonops must catch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+N_FEATURES = 4
+N_CLASSES = 2
+
+
+def _weights(seed: int, rows: int, cols: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((rows, cols)).astype(np.float32)
+
+
+def linear_model(
+    seed: int = 1,
+    n_classes: int = N_CLASSES,
+    declared_classes: int | None = None,
+    produce_nan: bool = False,
+    extra_weights: int = 0,
+    input_type: int = TensorProto.FLOAT,
+) -> onnx.ModelProto:
+    """``probabilities = softmax(features @ W + b)``: input ``features`` [N, 4].
+
+    * ``n_classes``: what the graph really computes.
+    * ``declared_classes``: what the graph's output says it returns (default: the
+      same). A mismatch is a model that loads fine and answers with the wrong shape.
+    * ``produce_nan``: multiplies by NaN; loads and infers, returns garbage.
+    * ``extra_weights``: an unused float initializer of that many elements, to
+      make the artefact large (and to exercise ONNX external data).
+    """
+    declared = declared_classes if declared_classes is not None else n_classes
+    w = numpy_helper.from_array(_weights(seed, N_FEATURES, n_classes), "W")
+    b = numpy_helper.from_array(_weights(seed + 100, 1, n_classes)[0], "B")
+    nodes = []
+    features = "features"
+    if input_type != TensorProto.FLOAT:
+        nodes.append(helper.make_node("Cast", ["features"], ["features_f"], to=TensorProto.FLOAT))
+        features = "features_f"
+    nodes += [
+        helper.make_node("MatMul", [features, "W"], ["xw"]),
+        helper.make_node("Add", ["xw", "B"], ["logits"]),
+    ]
+    inits = [w, b]
+    last = "logits"
+    if produce_nan:
+        inits.append(numpy_helper.from_array(np.array([np.nan], dtype=np.float32), "NAN"))
+        nodes.append(helper.make_node("Mul", ["logits", "NAN"], ["logits_nan"]))
+        last = "logits_nan"
+    nodes.append(helper.make_node("Softmax", [last], ["probabilities"], axis=1))
+    if extra_weights:
+        inits.append(numpy_helper.from_array(np.ones(extra_weights, dtype=np.float32), "unused"))
+    graph = helper.make_graph(
+        nodes,
+        f"linear_{seed}",
+        [helper.make_tensor_value_info("features", input_type, ["batch", N_FEATURES])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", declared])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def reference_output(model: onnx.ModelProto, features: np.ndarray) -> np.ndarray:
+    """What the model should answer, computed with onnxruntime in this process."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(["probabilities"], {"features": features})[0])
