@@ -27,6 +27,7 @@ def build_registry(
     duration_s: float,
     active_version: int | None,
     step_durations: Mapping[str, float],
+    manual_rollback: bool = False,
 ) -> object:
     from prometheus_client import CollectorRegistry, Gauge
 
@@ -42,7 +43,7 @@ def build_registry(
         gauge("tritonops_deploy_last_failure_timestamp_seconds", "Last run that did not commit.").set(
             finished_at
         )
-    if outcome in (Outcome.ROLLED_BACK, Outcome.ROLLBACK_FAILED):
+    if outcome in (Outcome.ROLLED_BACK, Outcome.ROLLBACK_FAILED) or manual_rollback:
         gauge("tritonops_deploy_last_rollback_timestamp_seconds", "Last automatic or manual rollback.").set(
             finished_at
         )

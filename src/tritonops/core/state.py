@@ -180,6 +180,7 @@ class Journal:
     replicas: tuple[str, ...]
     started_at: float
     phase: Phase = Phase.SNAPSHOTTED
+    kind: str = "deploy"  # or "rollback": a manual `tritonops rollback --to`
     previous: Mapping[str, Any] | None = None  # current.json as it was, verbatim
     previous_config: str | None = None  # config.pbtxt as it was, verbatim
     serving_before: Mapping[str, list[int]] = field(default_factory=dict)  # replica -> ready versions
@@ -236,6 +237,7 @@ class Journal:
             "replicas": list(self.replicas),
             "started_at": self.started_at,
             "phase": self.phase.value,
+            "kind": self.kind,
             "previous": dict(self.previous) if self.previous is not None else None,
             "previous_config": self.previous_config,
             "serving_before": {k: list(v) for k, v in self.serving_before.items()},
@@ -267,6 +269,7 @@ class Journal:
                 replicas=tuple(data["replicas"]),
                 started_at=float(data["started_at"]),
                 phase=Phase(data["phase"]),
+                kind=str(data.get("kind", "deploy")),
                 previous=data.get("previous"),
                 previous_config=data.get("previous_config"),
                 serving_before={k: [int(v) for v in vs] for k, vs in data.get("serving_before", {}).items()},
@@ -292,9 +295,11 @@ class Journal:
         """The append-only history line for this run."""
         return {
             "run_id": self.run_id,
+            "kind": self.kind,
             "model": self.model,
             "alias": self.alias,
             "version": self.candidate.version if self.candidate else None,
+            "model_run_id": self.candidate.run_id if self.candidate else None,
             "source": self.candidate.source if self.candidate else None,
             "previous_version": self.previous_version,
             "outcome": self.outcome.value if self.outcome else None,

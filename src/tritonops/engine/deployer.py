@@ -144,7 +144,9 @@ class Deployer:
             yield box
         except BaseException as exc:
             record = StepRecord(name, started, time.monotonic() - t0, False, str(exc)[:500])
-            failed = box[0].with_step(record).with_error(name, exc)
+            # The step may have saved progress (e.g. where it staged files) before failing.
+            latest = self.store.load(journal.model, journal.run_id) or box[0]
+            failed = latest.with_step(record).with_error(name, exc)
             failed = replace(failed, error={**(failed.error or {}), "kind": _error_kind(exc)})
             self.store.save(failed)
             box[0] = failed
@@ -483,6 +485,7 @@ class Deployer:
             duration_s=(journal.finished_at or self.clock()) - journal.started_at,
             active_version=current.active_version if current else None,
             step_durations=journal.step_durations(),
+            manual_rollback=journal.kind == "rollback",
         )
         return pushgateway.push(self.settings.pushgateway, journal.model, registry)
 

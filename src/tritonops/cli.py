@@ -1,0 +1,407 @@
+"""The ``tritonops`` command line: parse options, call one engine function, map errors to exit codes.
+
+Exit codes (contract): 0 committed or no-op · 2 bad input, nothing changed ·
+3 verification failed and production restored · 4 rollback failed or state
+inconsistent: an operator must look.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from tritonops.errors import ExitCode, InputError, TritonOpsError
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("tritonops.cli")
+
+STEP_NAMES = ("snapshot", "materialize", "load", "ready", "smoke", "commit", "rollback", "report")
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("tritonops").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("mlflow", "alembic", "urllib3", "geventhttpclient"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _split_urls(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """``--triton-url`` may repeat; TRITONOPS_TRITON_URL is comma-separated."""
+    urls: list[str] = []
+    for item in value:
+        urls += [u.strip() for u in item.split(",") if u.strip()]
+    return tuple(urls) or ("http://localhost:8000",)
+
+
+def common_options(fn: F) -> F:
+    """Where things are: the same flags (and env fallbacks) on every command."""
+    options = [
+        click.option(
+            "--repo",
+            envvar="TRITONOPS_REPO",
+            type=click.Path(path_type=Path, file_okay=False),
+            required=True,
+            help="Triton model repository (the models/ dir on the shared volume). Env: TRITONOPS_REPO.",
+        ),
+        click.option(
+            "--state-dir",
+            envvar="TRITONOPS_STATE_DIR",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=None,
+            help="Journals, history, quarantine, locks; must be outside --repo. "
+            "Default: 'state' beside the repo. Env: TRITONOPS_STATE_DIR.",
+        ),
+        click.option(
+            "--triton-url",
+            "triton_urls",
+            envvar="TRITONOPS_TRITON_URL",
+            multiple=True,
+            callback=_split_urls,
+            help="A Triton replica's HTTP URL; repeat for every replica. "
+            "Default http://localhost:8000. Env: TRITONOPS_TRITON_URL (comma-separated).",
+        ),
+        click.option(
+            "--tracking-uri",
+            envvar="MLFLOW_TRACKING_URI",
+            default=None,
+            help="MLflow tracking/registry URI. Env: MLFLOW_TRACKING_URI.",
+        ),
+        click.option(
+            "--pushgateway",
+            envvar="TRITONOPS_PUSHGATEWAY",
+            default=None,
+            help="Prometheus Pushgateway URL for deploy metrics. Env: TRITONOPS_PUSHGATEWAY.",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout."),
+        click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _settings(opts: dict[str, Any], **extra: Any) -> Any:
+    from tritonops.adapters.registry import RegistrySettings
+    from tritonops.engine.settings import Settings
+
+    repo: Path = opts["repo"]
+    state_dir: Path = opts["state_dir"] or Settings.default_state_dir(repo)
+    repo_abs, state_abs = repo.resolve(), state_dir.resolve()
+    if state_abs == repo_abs or repo_abs in state_abs.parents:
+        raise InputError(
+            f"state dir {state_dir} is inside the model repository {repo}; Triton would read it as a model"
+        )
+    return Settings(
+        repo=repo,
+        state_dir=state_dir,
+        triton_urls=opts["triton_urls"],
+        registry=RegistrySettings(tracking_uri=opts["tracking_uri"]),
+        pushgateway=opts["pushgateway"],
+        **extra,
+    )
+
+
+def _emit(data: Any, as_json: bool, human: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        human()
+
+
+def _run_id(model: str, given: str | None) -> str:
+    from tritonops.core.naming import new_run_id, validate_name
+
+    validate_name("model", model)
+    return given or new_run_id(model, datetime.now(UTC), secrets.token_hex(3))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="tritonops")
+def cli() -> None:
+    """Deploy the model version an MLflow alias points at to Triton — verified, or rolled back.
+
+    \b
+    deploy    snapshot → materialize → load → ready → smoke → commit; any failure rolls back
+    status    what current.json says and what every replica serves (drift)
+    history   every attempt: version, outcome, times, error, quarantine path
+    rollback  back to an earlier committed version, verified like a deploy
+    recover   finish or undo a deploy that was killed
+    step      one step of a deploy (what each Argo container runs)
+
+    Exit codes: 0 committed or no-op, 2 bad input (nothing changed),
+    3 verification failed (production restored), 4 rollback failed (look now).
+    """
+
+
+# ----------------------------------------------------------------- deploy
+@cli.command()
+@click.option("--model", required=True, help="Registered model name; also the Triton model name.")
+@click.option("--alias", required=True, help="Registry alias to deploy, e.g. champion.")
+@click.option("--run-id", default=None, help="Run id (default: generated). Argo passes the workflow name.")
+@click.option(
+    "--allow-interface-change",
+    is_flag=True,
+    help="Accept a candidate whose inputs/outputs differ from the committed version's.",
+)
+@common_options
+def deploy(model: str, alias: str, run_id: str | None, allow_interface_change: bool, **opts: Any) -> None:
+    """Deploy MODEL@ALIAS: load, verify on every replica, then commit — or roll back."""
+    from tritonops.engine.deployer import Deployer, exit_code_for
+
+    _setup_logging(opts["verbose"])
+    settings = _settings(opts, allow_interface_change=allow_interface_change)
+    rid = _run_id(model, run_id)
+    journal = Deployer(settings).run(model, alias, rid)
+    code = exit_code_for(journal)
+    record = journal.history_record() | {"exit_code": int(code)}
+    _emit(record, opts["as_json"], lambda: _print_outcome(record))
+    sys.exit(int(code))
+
+
+def _print_outcome(record: dict[str, Any]) -> None:
+    model, version, outcome = record["model"], record["version"], record["outcome"]
+    for step, seconds in record["steps"].items():
+        click.echo(f"  {step:<12} {seconds:7.2f}s", err=True)
+    prev = record["previous_version"]
+    err = record.get("error") or {}
+    if outcome == "committed":
+        click.echo(f"committed: {model} version {version} is serving (was {prev or 'nothing'})")
+    elif outcome == "noop":
+        click.echo(f"no-op: {model} version {version} is already committed and serving")
+    elif outcome == "rolled_back":
+        click.echo(
+            f"rolled back: {model} version {version} failed at {err.get('step')}: {err.get('message')}"
+        )
+        click.echo(
+            f"  production: {record.get('rollback_detail')}; candidate kept at {record.get('quarantine')}"
+        )
+    elif outcome == "rejected":
+        click.echo(f"rejected: {model}: {err.get('message')}")
+        if record.get("quarantine"):
+            click.echo(f"  production untouched; candidate kept at {record['quarantine']}")
+    else:
+        click.echo(f"ROLLBACK FAILED: {model} version {version}: {err.get('message')}")
+        click.echo(f"  {record.get('rollback_detail')}")
+        click.echo("  production may not match current.json: run `tritonops status` and `tritonops recover`")
+
+
+# ----------------------------------------------------------------- status / history
+@cli.command()
+@click.option("--model", required=True)
+@common_options
+def status(model: str, **opts: Any) -> None:
+    """What current.json says, and which versions every replica serves. Exit 4 on drift."""
+    from tritonops.engine.deployer import Deployer
+
+    _setup_logging(opts["verbose"])
+    report = Deployer(_settings(opts)).status(model)
+
+    def human() -> None:
+        cur = report["current"]
+        if cur:
+            click.echo(
+                f"{model}: version {cur['active_version']} committed {cur['updated_at_utc']} "
+                f"(alias {cur['alias']}, run {cur['deploy_run']})"
+            )
+        else:
+            click.echo(f"{model}: nothing committed")
+        click.echo(f"  on disk: versions {report['versions_on_disk']}")
+        for r in report["replicas"]:
+            state = "DRIFT" if r["drift"] else "ok"
+            served = r["ready_versions"] if r["live"] else f"unreachable ({r.get('error')})"
+            click.echo(f"  {r['url']}: serving {served} [{state}]")
+        if report["unfinished_runs"]:
+            click.echo(f"  interrupted runs: {report['unfinished_runs']} — run `tritonops recover`")
+
+    _emit(report, opts["as_json"], human)
+    sys.exit(int(ExitCode.INCONSISTENT) if report["drift"] else 0)
+
+
+@cli.command()
+@click.option("--model", required=True)
+@click.option("--limit", type=int, default=20, show_default=True, help="Most recent N attempts (0: all).")
+@common_options
+def history(model: str, limit: int, **opts: Any) -> None:
+    """Every attempt: version, outcome, when, how long, error, quarantine path."""
+    from tritonops.adapters.storage import StateStore
+    from tritonops.core.naming import validate_name
+
+    validate_name("model", model)
+    settings = _settings(opts)
+    records = StateStore(settings.state_dir).history(model)
+    records = records[-limit:] if limit else records
+
+    def human() -> None:
+        if not records:
+            click.echo(f"{model}: no deploys recorded")
+        for r in records:
+            when = datetime.fromtimestamp(r["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+            took = (r.get("finished_at") or r["started_at"]) - r["started_at"]
+            line = f"{when}Z  v{r.get('version') or '?':<4} {r['outcome']:<16} {took:6.1f}s  {r['run_id']}"
+            click.echo(line)
+            if r.get("error"):
+                click.echo(f"    {r['error'].get('step')}: {r['error'].get('message')}")
+            if r.get("quarantine"):
+                click.echo(f"    kept at {r['quarantine']}")
+
+    _emit(records, opts["as_json"], human)
+
+
+# ----------------------------------------------------------------- rollback / recover
+@cli.command()
+@click.option("--model", required=True)
+@click.option(
+    "--to", "to_version", default=None, help="Committed version to return to (default: the previous one)."
+)
+@click.option("--run-id", default=None)
+@click.option("--allow-interface-change", is_flag=True, help="Allow returning to a different interface.")
+@common_options
+def rollback(
+    model: str, to_version: str | None, run_id: str | None, allow_interface_change: bool, **opts: Any
+) -> None:
+    """Return production to an earlier committed version, verified on every replica."""
+    from tritonops.core.naming import parse_version
+    from tritonops.engine.deployer import exit_code_for
+    from tritonops.engine.manual import rollback_to
+
+    _setup_logging(opts["verbose"])
+    settings = _settings(opts, allow_interface_change=allow_interface_change)
+    version = parse_version(to_version) if to_version is not None else None
+    journal = rollback_to(settings, model, version, _run_id(model, run_id))
+    code = exit_code_for(journal)
+    record = journal.history_record() | {"exit_code": int(code)}
+    _emit(record, opts["as_json"], lambda: _print_outcome(record))
+    sys.exit(int(code))
+
+
+@cli.command()
+@click.option("--model", required=True)
+@common_options
+def recover(model: str, **opts: Any) -> None:
+    """Finish or undo a deploy that was killed, then make every replica serve current.json."""
+    from tritonops.engine.manual import recover as do_recover
+
+    _setup_logging(opts["verbose"])
+    result = do_recover(_settings(opts), model, _run_id(model, None))
+
+    def human() -> None:
+        for j in result["runs"]:
+            click.echo(f"run {j['run_id']}: {j['outcome']} ({j.get('rollback_detail') or ''})")
+        click.echo(f"{model}: {result['summary']}")
+
+    _emit(result, opts["as_json"], human)
+    sys.exit(int(result["exit_code"]))
+
+
+# ----------------------------------------------------------------- step
+@cli.command()
+@click.argument("name", type=click.Choice(STEP_NAMES))
+@click.option("--model", required=True)
+@click.option("--run-id", required=True, help="Shared by all steps of one run (Argo: {{workflow.name}}).")
+@click.option("--alias", default=None, help="Only for the snapshot step.")
+@click.option("--allow-interface-change", is_flag=True)
+@common_options
+def step(
+    name: str, model: str, run_id: str, alias: str | None, allow_interface_change: bool, **opts: Any
+) -> None:
+    """Run one step of run RUN_ID; state passes through the journal on the shared volume."""
+    from tritonops.engine.steps import run_step
+
+    _setup_logging(opts["verbose"])
+    settings = _settings(opts, allow_interface_change=allow_interface_change)
+    message, code = run_step(settings, name, model, run_id, alias)
+    click.echo(message)
+    sys.exit(int(code))
+
+
+# ----------------------------------------------------------------- local / demo
+@cli.group()
+def local() -> None:
+    """Run real dependencies on this machine."""
+
+
+@local.command("triton")
+@click.option(
+    "--repo", required=True, type=click.Path(path_type=Path, file_okay=False), envvar="TRITONOPS_REPO"
+)
+@click.option("--http-port", type=int, default=8000, show_default=True)
+@click.option("--grpc-port", type=int, default=8001, show_default=True)
+@click.option("--metrics-port", type=int, default=8002, show_default=True)
+@click.option(
+    "--restricted-api-key-env",
+    default=None,
+    help="Name of an env var holding '<header>=<value>': the model-repository API then requires it.",
+)
+def local_triton(
+    repo: Path, http_port: int, grpc_port: int, metrics_port: int, restricted_api_key_env: str | None
+) -> None:
+    """Run a real Triton in the foreground (explicit model control, committed models loaded)."""
+    from tritonops.local.triton import TritonLaunch, command, redact
+
+    _setup_logging(False)
+    repo.mkdir(parents=True, exist_ok=True)
+    restricted = os.environ.get(restricted_api_key_env) if restricted_api_key_env else None
+    if restricted_api_key_env and not restricted:
+        raise InputError(f"environment variable {restricted_api_key_env} is empty or unset")
+    argv, env = command(TritonLaunch(repo, http_port, grpc_port, metrics_port, restricted_api=restricted))
+    click.echo("starting: " + " ".join(redact(argv)), err=True)
+    os.execve(argv[0], argv, env)  # noqa: S606 - replace this process: signals reach Triton directly
+
+
+@cli.command()
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(".demo"),
+    show_default=True,
+    help="Where the demo's volume, registry and logs go (wiped first).",
+)
+@click.option("--http-port", type=int, default=18000, show_default=True)
+def demo(workdir: Path, http_port: int) -> None:
+    """The whole story on this machine: a real MLflow registry, a real Triton, four deploys."""
+    from tritonops.demo import run_demo
+
+    _setup_logging(False)
+    started = time.monotonic()
+    run_demo(workdir, http_port)
+    click.echo(f"\ndemo finished in {time.monotonic() - started:.0f}s")
+
+
+def main() -> None:
+    """Entry point: the one error boundary of the CLI."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(int(ExitCode.BAD_INPUT))
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(int(ExitCode.BAD_INPUT))
+    except TritonOpsError as exc:
+        click.echo(f"tritonops: error: {exc}", err=True)
+        sys.exit(int(exc.exit_code))
+    except SystemExit:
+        raise
+    except Exception as exc:
+        logging.getLogger("tritonops").debug("unexpected error", exc_info=True)
+        click.echo(f"tritonops: unexpected error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("  state may be inconsistent: run `tritonops status` / `tritonops recover`", err=True)
+        sys.exit(int(ExitCode.INCONSISTENT))
+
+
+if __name__ == "__main__":
+    main()

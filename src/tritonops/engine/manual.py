@@ -1,0 +1,132 @@
+"""Operator actions: return to an earlier committed version; repair an interrupted run or drift."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tritonops.adapters.onnx_artifact import checksums, inspect
+from tritonops.core.config import derive_config
+from tritonops.core.naming import validate_name, validate_run_id
+from tritonops.core.state import Candidate, Journal, Phase
+from tritonops.core.verdict import interface_changes
+from tritonops.engine.deployer import Deployer
+from tritonops.engine.settings import Settings
+from tritonops.errors import ExitCode, InputError, InterfaceChanged, TritonOpsError
+
+log = logging.getLogger(__name__)
+
+
+def rollback_to(settings: Settings, model: str, version: int | None, run_id: str) -> Journal:
+    """Make ``version`` (default: the previous committed one) production, through the same checks.
+
+    The target must have been committed before and its files must still be in
+    the repository. A failure restores the state before the rollback; the
+    target's files are never quarantined (they were production once).
+    """
+    validate_name("model", model)
+    validate_run_id(run_id)
+    deployer = Deployer(settings)
+    with deployer.store.lock(model, run_id):
+        deployer._recover_unlocked(model)
+        current = deployer.repo.read_current(model)
+        if current is None:
+            raise InputError(f"{model} has nothing committed; there is nothing to roll back from")
+        target = version if version is not None else current.previous_version
+        if target is None:
+            raise InputError(f"{model}: current.json records no previous version; pass --to VERSION")
+        if target == current.active_version:
+            raise InputError(f"{model} version {target} is already the committed version")
+        committed = {
+            int(r["version"]): r
+            for r in deployer.store.history(model)
+            if r.get("outcome") == "committed" and r.get("version") is not None
+        }
+        if target not in committed and target != current.previous_version:
+            raise InputError(
+                f"{model} version {target} was never committed; committed versions: {sorted(committed)}"
+            )
+        vdir = deployer.repo.version_dir(model, target)
+        if not (vdir / "model.onnx").is_file():
+            raise InputError(f"{model} version {target}: files are missing at {vdir}; cannot roll back to it")
+        record = committed.get(target, {})
+        alias = str(record.get("alias") or current.alias or "rollback")
+        journal = deployer.snapshot(model, alias, run_id)
+        try:
+            signature = inspect(vdir)
+            if not settings.allow_interface_change:
+                changes = interface_changes(current.signature, signature)
+                if changes:
+                    raise InterfaceChanged(
+                        f"version {target} has a different interface: {'; '.join(changes)}; "
+                        "pass --allow-interface-change"
+                    )
+            candidate = Candidate(
+                version=target,
+                run_id=record.get("model_run_id"),
+                source=str(record.get("source") or f"models:/{model}/{target}"),
+                alias=alias,
+                registry_model=model,
+            )
+            journal = deployer.store.save(
+                journal.at(
+                    Phase.MATERIALIZED,
+                    kind="rollback",
+                    candidate=candidate,
+                    signature=signature,
+                    max_batch_size=derive_config(
+                        model, signature, target, settings.max_batch_size
+                    ).max_batch_size,
+                    files=checksums(vdir),
+                    installed_dir=False,
+                )
+            )
+            for step in (deployer.load, deployer.ready, deployer.smoke, deployer.commit):
+                journal = step(journal)
+            return journal
+        except (TritonOpsError, OSError) as exc:
+            log.error("rollback of model=%s to version=%s failed: %s", model, target, exc)
+            return deployer.rollback(deployer.store.load(model, run_id) or journal)
+
+
+def recover(settings: Settings, model: str, run_id: str) -> dict[str, Any]:
+    """Undo interrupted runs, then bring every drifting replica back to current.json."""
+    validate_name("model", model)
+    deployer = Deployer(settings)
+    with deployer.store.lock(model, run_id):
+        runs = deployer._recover_unlocked(model)
+        current = deployer.repo.read_current(model)
+        fixed, failed = [], []
+        for replica in deployer.replicas:
+            try:
+                ready = replica.ready_versions(model)
+                want = [current.active_version] if current else []
+                if ready == want:
+                    continue
+                if current is None:
+                    replica.unload(model)
+                    deployer._wait_only(replica, model, None)
+                else:
+                    replica.load(model)
+                    replica.wait_version_ready(model, current.active_version)
+                    deployer._wait_only(replica, model, current.active_version)
+                fixed.append(replica.url)
+            except TritonOpsError as exc:
+                failed.append(f"{replica.url}: {exc}")
+    summary = (
+        f"serving version {current.active_version} everywhere"
+        if current
+        else "nothing committed, nothing loaded"
+    )
+    if fixed:
+        summary += f" (repaired {', '.join(fixed)})"
+    if failed:
+        summary = "NOT consistent: " + "; ".join(failed)
+    return {
+        "model": model,
+        "runs": [j.history_record() for j in runs],
+        "repaired_replicas": fixed,
+        "failed_replicas": failed,
+        "summary": summary,
+        "exit_code": int(ExitCode.INCONSISTENT if failed else ExitCode.OK),
+    }

@@ -1,0 +1,67 @@
+"""One step of a run, as an Argo container runs it: load the journal, act, save, exit."""
+
+from __future__ import annotations
+
+from tritonops.core.state import Outcome
+from tritonops.engine.deployer import Deployer, _AlreadyFinished, exit_code_for
+from tritonops.engine.settings import Settings
+from tritonops.errors import ExitCode, InputError, TritonOpsError
+
+
+def run_step(
+    settings: Settings, name: str, model: str, run_id: str, alias: str | None
+) -> tuple[str, ExitCode]:
+    """Run step ``name`` of run ``run_id``; returns (one-line message, exit code).
+
+    A failing deploy step exits non-zero (its error's code) and leaves the error
+    in the journal; the workflow's exit handler then runs ``rollback``, which is
+    a no-op for a run that already finished, and ``report``, which never fails.
+    """
+    deployer = Deployer(settings)
+    if name == "snapshot":
+        if not alias:
+            raise InputError("the snapshot step needs --alias")
+        with deployer.store.lock(model, run_id):
+            journal = deployer.snapshot_or_reject(model, alias, run_id)
+        return (
+            f"snapshot: {model} run {run_id} recorded (serving {dict(journal.serving_before)})",
+            ExitCode.OK,
+        )
+
+    journal = deployer.store.load(model, run_id)
+    if journal is None:
+        raise InputError(f"no journal for run {run_id!r} of model {model!r}: run the snapshot step first")
+
+    if name == "report":
+        if journal.outcome is None:
+            return f"report: run {run_id} has no outcome yet; nothing pushed", ExitCode.OK
+        pushed = deployer.report(journal)
+        where = settings.pushgateway or "no pushgateway configured"
+        return (
+            f"report: outcome {journal.outcome.value} {'pushed to' if pushed else 'NOT pushed:'} {where}",
+            ExitCode.OK,
+        )
+
+    with deployer.store.lock(model, run_id):
+        if name == "rollback":
+            if journal.is_finished:
+                return f"rollback: nothing to do, run {run_id} ended {journal.outcome}", ExitCode.OK
+            done = deployer.rollback(journal)
+            code = ExitCode.INCONSISTENT if done.outcome is Outcome.ROLLBACK_FAILED else ExitCode.OK
+            return f"rollback: {done.outcome}: {done.rollback_detail}", code
+        step = {
+            "materialize": deployer.materialize,
+            "load": deployer.load,
+            "ready": deployer.ready,
+            "smoke": deployer.smoke,
+            "commit": deployer.commit,
+        }[name]
+        try:
+            done = step(journal)
+        except _AlreadyFinished as finished:
+            return f"{name}: skipped, run {run_id} already ended {finished.journal.outcome}", ExitCode.OK
+        except TritonOpsError as exc:
+            return f"{name}: FAILED: {exc}", exc.exit_code
+    if done.is_finished:
+        return f"{name}: run {run_id} ended {done.outcome}", exit_code_for(done)
+    return f"{name}: ok ({done.phase.value})", ExitCode.OK
