@@ -75,3 +75,23 @@ def reference_output(model: onnx.ModelProto, features: np.ndarray) -> np.ndarray
 
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return np.asarray(session.run(["probabilities"], {"features": features})[0])
+
+
+def unloadable_model() -> onnx.ModelProto:
+    """Valid ONNX that passes the checker, but no runtime implements its operator.
+
+    The interface matches :func:`linear_model`, so it passes every check before
+    Triton and fails at load, as a model built for a newer runtime would.
+    """
+    graph = helper.make_graph(
+        [helper.make_node("FraudScore", ["features"], ["probabilities"], domain="ai.tritonops.test")],
+        "unloadable",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", N_FEATURES])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", N_CLASSES])],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.tritonops.test", 1)],
+    )
+    model.ir_version = 8
+    return model

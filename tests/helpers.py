@@ -1,0 +1,145 @@
+"""Shared by the test tiers: registering models in a real MLflow registry, running the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FEATURES = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under ``root`` with its sha256: 'byte-for-byte unchanged' made checkable."""
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@dataclass
+class Registry:
+    """A real MLflow registry (sqlite + local artifact store) driven through MLflow's own API."""
+
+    tracking_uri: str
+    artifacts: Path
+    _versions: dict[str, int] = field(default_factory=dict)
+
+    def _setup(self) -> None:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        if mlflow.get_experiment_by_name("tests") is None:
+            mlflow.create_experiment("tests", artifact_location=self.artifacts.as_uri())
+        mlflow.set_experiment("tests")
+
+    def register(
+        self,
+        name: str,
+        model: Any,
+        alias: str | None = "champion",
+        input_example: np.ndarray | None = FEATURES,
+        save_as_external_data: bool = True,
+    ) -> int:
+        """MLflow 3 layout: ``mlflow.onnx.log_model`` (a logged model, source ``models:/m-...``)."""
+        import mlflow
+        from mlflow import MlflowClient
+
+        self._setup()
+        with mlflow.start_run():
+            info = mlflow.onnx.log_model(
+                model,
+                name="model",
+                registered_model_name=name,
+                input_example=input_example,
+                save_as_external_data=save_as_external_data,
+            )
+        version = int(info.registered_model_version)
+        if alias:
+            MlflowClient().set_registered_model_alias(name, alias, str(version))
+        return version
+
+    def register_raw(self, name: str, model_bytes: bytes, alias: str | None = "champion", extra: dict[str, bytes] | None = None) -> int:
+        """MLflow 2 layout: a plain run artefact ``runs:/<run>/onnx/model.onnx`` registered by source."""
+        import tempfile
+
+        import mlflow
+        from mlflow import MlflowClient
+
+        self._setup()
+        client = MlflowClient()
+        try:
+            client.create_registered_model(name)
+        except Exception:  # noqa: BLE001 - already exists
+            pass
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
+            d = Path(tmp) / "onnx"
+            d.mkdir()
+            (d / "model.onnx").write_bytes(model_bytes)
+            for fname, data in (extra or {}).items():
+                (d / fname).write_bytes(data)
+            mlflow.log_artifacts(str(d), "onnx")
+            mv = client.create_model_version(name, f"runs:/{run.info.run_id}/onnx", run_id=run.info.run_id)
+        if alias:
+            client.set_registered_model_alias(name, alias, str(mv.version))
+        return int(mv.version)
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        from mlflow import MlflowClient
+
+        self._setup()
+        MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+@dataclass
+class Env:
+    """Where one test's deploys go: its volume, registry and replicas."""
+
+    repo: Path
+    state: Path
+    tracking_uri: str
+    triton_urls: list[str]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            TRITONOPS_REPO=str(self.repo),
+            TRITONOPS_STATE_DIR=str(self.state),
+            MLFLOW_TRACKING_URI=self.tracking_uri,
+            TRITONOPS_TRITON_URL=",".join(self.triton_urls),
+            MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+        )
+        env.update(extra)
+        return env
+
+    def cli(self, *args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tritonops.cli", *args],
+            env=self.env(**extra_env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def current(self, model: str) -> dict[str, Any] | None:
+        path = self.repo / model / "current.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def history(self, model: str) -> list[dict[str, Any]]:
+        path = self.state / "history" / f"{model}.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def quarantined(self, model: str) -> list[Path]:
+        base = self.state / "quarantine" / model
+        return sorted(base.iterdir()) if base.exists() else []
