@@ -46,4 +46,9 @@ def model_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def env(volume: Path, registry: Registry, triton: str) -> Env:
-    return Env(repo=volume / "models", state=volume / "state", tracking_uri=registry.tracking_uri, triton_urls=[triton])
+    return Env(
+        repo=volume / "models",
+        state=volume / "state",
+        tracking_uri=registry.tracking_uri,
+        triton_urls=[triton],
+    )

@@ -69,7 +69,13 @@ class Registry:
             MlflowClient().set_registered_model_alias(name, alias, str(version))
         return version
 
-    def register_raw(self, name: str, model_bytes: bytes, alias: str | None = "champion", extra: dict[str, bytes] | None = None) -> int:
+    def register_raw(
+        self,
+        name: str,
+        model_bytes: bytes,
+        alias: str | None = "champion",
+        extra: dict[str, bytes] | None = None,
+    ) -> int:
         """MLflow 2 layout: a plain run artefact ``runs:/<run>/onnx/model.onnx`` registered by source."""
         import tempfile
 
@@ -78,10 +84,8 @@ class Registry:
 
         self._setup()
         client = MlflowClient()
-        try:
+        if not client.search_registered_models(filter_string=f"name = '{name}'"):
             client.create_registered_model(name)
-        except Exception:  # noqa: BLE001 - already exists
-            pass
         with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
             d = Path(tmp) / "onnx"
             d.mkdir()

@@ -67,13 +67,24 @@ def test_good_version_commits(env: Env, registry: Registry, model_name: str) -> 
 @pytest.mark.parametrize(
     ("bad", "failed_step", "outcome"),
     [
-        pytest.param(lambda: linear_model(seed=2, n_classes=3), "materialize", "rejected", id="output-shape-changed"),
+        pytest.param(
+            lambda: linear_model(seed=2, n_classes=3), "materialize", "rejected", id="output-shape-changed"
+        ),
         pytest.param(unloadable_model, "load", "rolled_back", id="fails-to-load"),
-        pytest.param(lambda: linear_model(seed=2, produce_nan=True), "smoke", "rolled_back", id="returns-nan"),
-        pytest.param(lambda: linear_model(seed=2, n_classes=3, declared_classes=2), "load", "rolled_back", id="lies-about-shape"),
+        pytest.param(
+            lambda: linear_model(seed=2, produce_nan=True), "smoke", "rolled_back", id="returns-nan"
+        ),
+        pytest.param(
+            lambda: linear_model(seed=2, n_classes=3, declared_classes=2),
+            "load",
+            "rolled_back",
+            id="lies-about-shape",
+        ),
     ],
 )
-def test_bad_version_is_rolled_back(env: Env, registry: Registry, model_name: str, bad, failed_step: str, outcome: str) -> None:
+def test_bad_version_is_rolled_back(
+    env: Env, registry: Registry, model_name: str, bad, failed_step: str, outcome: str
+) -> None:
     good = linear_model(seed=1)
     v1 = registry.register(model_name, good)
     assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
@@ -175,7 +186,9 @@ def test_triton_restart_after_rollback_serves_the_committed_version(
         proc.stop()
 
 
-def test_alias_moving_mid_run_does_not_change_the_pinned_version(env: Env, registry: Registry, model_name: str) -> None:
+def test_alias_moving_mid_run_does_not_change_the_pinned_version(
+    env: Env, registry: Registry, model_name: str
+) -> None:
     good = linear_model(seed=1)
     v1 = registry.register(model_name, good)
     run = "pinned-run-1"
@@ -187,7 +200,9 @@ def test_alias_moving_mid_run_does_not_change_the_pinned_version(env: Env, regis
         result = env.cli(*args)
         assert result.returncode == 0, (step, result.stdout, result.stderr)
         if step == "materialize":  # the alias moves while the run is in flight
-            registry.set_alias(model_name, "champion", registry.register(model_name, linear_model(seed=7), alias=None))
+            registry.set_alias(
+                model_name, "champion", registry.register(model_name, linear_model(seed=7), alias=None)
+            )
     assert env.current(model_name)["active_version"] == v1
     assert_serving(env, model_name, v1, good)
     assert env.cli("step", "rollback", "--model", model_name, "--run-id", run).returncode == 0
@@ -213,13 +228,18 @@ def test_manual_rollback_to_a_committed_version(env: Env, registry: Registry, mo
     assert (env.repo / model_name / str(v2) / "model.onnx").is_file()  # nothing lost
 
 
-def test_recover_undoes_a_run_that_was_killed_after_load(env: Env, registry: Registry, model_name: str) -> None:
+def test_recover_undoes_a_run_that_was_killed_after_load(
+    env: Env, registry: Registry, model_name: str
+) -> None:
     good = linear_model(seed=1)
     v1 = registry.register(model_name, good)
     assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
     v2 = registry.register(model_name, linear_model(seed=2))
     run = "killed-run-1"
-    assert env.cli("step", "snapshot", "--model", model_name, "--run-id", run, "--alias", "champion").returncode == 0
+    assert (
+        env.cli("step", "snapshot", "--model", model_name, "--run-id", run, "--alias", "champion").returncode
+        == 0
+    )
     assert env.cli("step", "materialize", "--model", model_name, "--run-id", run).returncode == 0
     assert env.cli("step", "load", "--model", model_name, "--run-id", run).returncode == 0
     assert sorted(ready_versions(env.triton_urls[0], model_name)) == [v1, v2]  # the run "dies" here

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tritonops.core.signature import NUMPY_DTYPES, Signature
+from tritonops.core.signature import NUMPY_DTYPES, Array, Signature
 from tritonops.core.state import Candidate
 from tritonops.errors import ArtifactInvalid, NotFound, RegistryUnavailable
 
@@ -30,7 +30,7 @@ _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_F
 class RegistrySettings:
     tracking_uri: str | None = None
     max_retries: int = 3  # MLflow's own HTTP retry with exponential backoff
-    backoff_factor: float = 1.0
+    backoff_factor: int = 1
     timeout_s: float = 60.0
 
 
@@ -152,7 +152,7 @@ def _as_model_onnx(path: Path) -> Path:
     return path if path.name == "model.onnx" else path.rename(path.with_name("model.onnx"))
 
 
-def load_input_example(model_dir: Path, signature: Signature) -> dict[str, np.ndarray] | None:
+def load_input_example(model_dir: Path, signature: Signature) -> dict[str, Array] | None:
     """The input example MLflow logged with the model, cast to the signature's types."""
     if not (model_dir / "MLmodel").is_file():
         return None
@@ -174,7 +174,7 @@ def load_input_example(model_dir: Path, signature: Signature) -> dict[str, np.nd
         example = {signature.inputs[0].name: example}
     if hasattr(example, "to_dict") and not isinstance(example, dict):
         return None  # DataFrames do not map onto tensors reliably; synthesize instead
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Array] = {}
     for spec in signature.inputs:
         if spec.name not in example:
             return None

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,7 @@ class ModelRepository:
     def write_current(self, current: Current) -> None:
         files.atomic_write_json(self.current_path(current.model), current.to_dict())
 
-    def restore_current(self, model: str, raw: dict[str, Any] | None) -> None:
+    def restore_current(self, model: str, raw: Mapping[str, Any] | None) -> None:
         """Put current.json back exactly as it was (absent included)."""
         if raw is None:
             files.remove_file(self.current_path(model))

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from tritonops.core.signature import Array
 from tritonops.errors import InputError, LoadFailed, NotReady, SmokeFailed, TritonUnavailable
 
 log = logging.getLogger(__name__)
@@ -182,9 +183,9 @@ class TritonReplica:
         self,
         model: str,
         version: int | None,
-        inputs: Mapping[str, np.ndarray],
+        inputs: Mapping[str, Array],
         output_names: list[str],
-    ) -> tuple[int, dict[str, tuple[str, np.ndarray]]]:
+    ) -> tuple[int, dict[str, tuple[str, Array]]]:
         """Infer; returns (version that answered, {output: (datatype, array)})."""
         import tritonclient.http as httpclient
         from tritonclient.utils import InferenceServerException, np_to_triton_dtype
@@ -213,7 +214,7 @@ class TritonReplica:
             ) from exc
         response = result.get_response()
         answered = int(response.get("model_version", version or 0))
-        out: dict[str, tuple[str, np.ndarray]] = {}
+        out: dict[str, tuple[str, Array]] = {}
         for meta in response.get("outputs", []):
             array = result.as_numpy(meta["name"])
             out[meta["name"]] = (meta["datatype"], np.asarray(array))

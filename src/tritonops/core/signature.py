@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy.typing as npt
+
 DYNAMIC = -1
 
 # onnx.TensorProto.DataType -> Triton datatype
@@ -103,3 +105,7 @@ class Signature:
 
 def by_name(specs: Iterable[TensorSpec]) -> dict[str, TensorSpec]:
     return {s.name: s for s in specs}
+
+
+Array = npt.NDArray[Any]
+"""A tensor's values (any dtype)."""

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tritonops.core.signature import DYNAMIC, FLOAT_TYPES, NUMPY_DTYPES, Signature, by_name
+from tritonops.core.signature import DYNAMIC, FLOAT_TYPES, NUMPY_DTYPES, Array, Signature, by_name
 
 
 def interface_changes(committed: Signature, candidate: Signature) -> list[str]:
@@ -39,10 +39,10 @@ def interface_changes(committed: Signature, candidate: Signature) -> list[str]:
     return problems
 
 
-def synthesize_inputs(signature: Signature, batch: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+def synthesize_inputs(signature: Signature, batch: int = 1, seed: int = 0) -> dict[str, Array]:
     """A deterministic input for every tensor: dynamic dims become ``batch`` (first) or 1."""
     rng = np.random.default_rng(seed)
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, Array] = {}
     for spec in signature.inputs:
         shape = tuple((batch if i == 0 else 1) if d == DYNAMIC else d for i, d in enumerate(spec.dims))
         dtype = NUMPY_DTYPES.get(spec.datatype)
@@ -61,8 +61,8 @@ def synthesize_inputs(signature: Signature, batch: int = 1, seed: int = 0) -> di
 
 def smoke_problems(
     signature: Signature,
-    inputs: Mapping[str, np.ndarray],
-    outputs: Mapping[str, tuple[str, np.ndarray]],
+    inputs: Mapping[str, Array],
+    outputs: Mapping[str, tuple[str, Array]],
 ) -> list[str]:
     """What is wrong with Triton's answer: names, datatypes, shapes, non-finite values.
 

@@ -37,7 +37,7 @@ from tritonops.adapters.storage import ModelRepository, StateStore
 from tritonops.adapters.triton import TritonReplica, replicas_from_urls
 from tritonops.core.config import ModelConfig, derive_config, render_pbtxt, to_load_json
 from tritonops.core.naming import utc_stamp, validate_name, validate_run_id
-from tritonops.core.signature import Signature
+from tritonops.core.signature import Array, Signature
 from tritonops.core.state import Candidate, Current, Journal, Outcome, Phase, StepRecord
 from tritonops.core.verdict import interface_changes, smoke_problems, synthesize_inputs
 from tritonops.engine.settings import Settings
@@ -276,7 +276,7 @@ class Deployer:
             return None
         path = self.store.run_dir(journal.model, journal.run_id) / "smoke_input.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **example)  # type: ignore[arg-type]
+        np.savez(path, **example)
         return str(path)
 
     def load(self, journal: Journal) -> Journal:
@@ -514,7 +514,7 @@ class Deployer:
     def _all_serve(self, model: str, version: int) -> bool:
         return all(version in r.ready_versions(model) for r in self.replicas)
 
-    def _smoke_inputs(self, journal: Journal, signature: Signature) -> dict[str, np.ndarray]:
+    def _smoke_inputs(self, journal: Journal, signature: Signature) -> dict[str, Array]:
         if journal.smoke_input and Path(journal.smoke_input).is_file():
             with np.load(journal.smoke_input, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
@@ -526,7 +526,7 @@ class Deployer:
         model: str,
         version: int | None,
         signature: Signature,
-        inputs: dict[str, np.ndarray],
+        inputs: dict[str, Array],
         expect_version: int | None = None,
     ) -> None:
         answered, outputs = replica.infer(model, version, inputs, [o.name for o in signature.outputs])

@@ -22,15 +22,16 @@ def run_step(
         if not alias:
             raise InputError("the snapshot step needs --alias")
         with deployer.store.lock(model, run_id):
-            journal = deployer.snapshot_or_reject(model, alias, run_id)
+            snap = deployer.snapshot_or_reject(model, alias, run_id)
         return (
-            f"snapshot: {model} run {run_id} recorded (serving {dict(journal.serving_before)})",
+            f"snapshot: {model} run {run_id} recorded (serving {dict(snap.serving_before)})",
             ExitCode.OK,
         )
 
-    journal = deployer.store.load(model, run_id)
-    if journal is None:
+    loaded = deployer.store.load(model, run_id)
+    if loaded is None:
         raise InputError(f"no journal for run {run_id!r} of model {model!r}: run the snapshot step first")
+    journal = loaded
 
     if name == "report":
         if journal.outcome is None:

@@ -10,11 +10,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from tritonops.core.signature import Array
+
 N_FEATURES = 4
 N_CLASSES = 2
 
 
-def _weights(seed: int, rows: int, cols: int) -> np.ndarray:
+def _weights(seed: int, rows: int, cols: int) -> Array:
     rng = np.random.default_rng(seed)
     return rng.standard_normal((rows, cols)).astype(np.float32)
 
@@ -69,7 +71,7 @@ def linear_model(
     return model
 
 
-def reference_output(model: onnx.ModelProto, features: np.ndarray) -> np.ndarray:
+def reference_output(model: onnx.ModelProto, features: Array) -> Array:
     """What the model should answer, computed with onnxruntime in this process."""
     import onnxruntime as ort
 

@@ -1,0 +1,51 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both are idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Reinstall only when what we install from changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
+
+.PHONY: help venv demo test lint typecheck unit integration system-deps clean
+
+help:
+	@echo "make demo    create $(VENV), install, run the whole story on local processes"
+	@echo "make test    install what tests need, run lint, types and the whole suite"
+	@echo "make unit    fast tests only (no processes)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY)
+	@echo "installing into $(VENV) (pinned by requirements/constraints.txt)..."
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e '.[mlflow,local,workflows,dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tritonops demo
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench workflows
+	$(VENV)/bin/ruff format --check src tests bench workflows
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest tests -m "not integration" -q
+
+integration: $(STAMP) system-deps
+	$(PY) -m pytest tests -m integration -q
+
+test: $(STAMP) system-deps lint typecheck
+	$(PY) -m pytest tests -q
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Runs the deploy steps in order, persists state between them, decides rollback."""
