@@ -52,3 +52,21 @@ def env(volume: Path, registry: Registry, triton: str) -> Env:
         tracking_uri=registry.tracking_uri,
         triton_urls=[triton],
     )
+
+
+@pytest.fixture(scope="session")
+def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus Pushgateway (Debian package `prometheus-pushgateway`)."""
+    import shutil
+
+    from tritonops.local.processes import Process, free_port, http_ok, wait_for
+
+    binary = shutil.which("prometheus-pushgateway")
+    assert binary, "prometheus-pushgateway is not installed: run `make system-deps`"
+    port = free_port()
+    log = tmp_path_factory.mktemp("pushgateway") / "pushgateway.log"
+    proc = Process([binary, f"--web.listen-address=127.0.0.1:{port}"], log)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: http_ok(f"{url}/-/ready"), 30, "pushgateway", proc.proc, log)
+    yield url
+    proc.stop()
