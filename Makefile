@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall only when what we install from changes.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: help venv demo test lint typecheck unit integration system-deps clean
+.PHONY: help venv demo test lint typecheck unit integration system-deps k8s-generate clean
 
 help:
 	@echo "make demo    create $(VENV), install, run the whole story on local processes"
@@ -46,6 +46,10 @@ integration: $(STAMP) system-deps
 
 test: $(STAMP) system-deps lint typecheck
 	$(PY) -m pytest tests -q
+
+# Regenerate the WorkflowTemplate YAML from workflows/ (never run in CI: the test compares).
+k8s-generate: $(STAMP)
+	$(PY) workflows/deploy_template.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -35,6 +35,8 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     ROLLED_BACK = 3
     INCONSISTENT = 4
+    # Only `tritonops step`: a dependency did not answer and the step may be retried (EX_TEMPFAIL).
+    TEMPFAIL = 75
 
 
 class TritonOpsError(Exception):

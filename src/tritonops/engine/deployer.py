@@ -187,7 +187,8 @@ class Deployer:
         self._expect(journal, Phase.SNAPSHOTTED)
         model = journal.model
         with self._step(journal, "materialize") as box:
-            candidate = self.registry.resolve(model, journal.alias)
+            # Resolved once per run: a retried materialize keeps the version it pinned.
+            candidate = journal.candidate or self.registry.resolve(model, journal.alias)
             box[0] = self.store.save(box[0].at(Phase.SNAPSHOTTED, candidate=candidate))
             current = self._current_from(journal)
             if (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tritonops.core.state import Outcome
 from tritonops.engine.deployer import Deployer, _AlreadyFinished, exit_code_for
 from tritonops.engine.settings import Settings
-from tritonops.errors import ExitCode, InputError, TritonOpsError
+from tritonops.errors import ExitCode, InputError, TritonOpsError, Unavailable
 
 
 def run_step(
@@ -61,6 +61,8 @@ def run_step(
             done = step(journal)
         except _AlreadyFinished as finished:
             return f"{name}: skipped, run {run_id} already ended {finished.journal.outcome}", ExitCode.OK
+        except Unavailable as exc:
+            return f"{name}: FAILED (temporary, safe to retry): {exc}", ExitCode.TEMPFAIL
         except TritonOpsError as exc:
             return f"{name}: FAILED: {exc}", exc.exit_code
     if done.is_finished:
