@@ -7,6 +7,7 @@ replicas one by one: a load sent to a Kubernetes Service reaches one pod only.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -226,6 +227,45 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+DNS_PREFIX = "dns+"
+
+
+def expand_urls(
+    urls: list[str],
+    resolve: Callable[[str, int], list[str]] | None = None,
+) -> list[str]:
+    """Every replica URL: ``dns+http://host:port`` becomes one URL per address ``host`` resolves to.
+
+    That is how a Kubernetes headless Service names every Triton pod: a load
+    sent to the normal Service would reach one pod only. Plain URLs are kept as
+    they are (``localhost`` may resolve to two addresses of the same server).
+    """
+    resolve = resolve or _resolve
+    out: list[str] = []
+    for url in urls:
+        if url.startswith(DNS_PREFIX):
+            address, ssl = split_url(url.removeprefix(DNS_PREFIX))
+            host, port = address.rsplit(":", 1)
+            scheme = "https" if ssl else "http"
+            found = resolve(host.strip("[]"), int(port))
+            if not found:
+                raise InputError(f"{url}: {host} resolves to no address; is the headless Service up?")
+            expanded = [f"{scheme}://{'[' + ip + ']' if ':' in ip else ip}:{port}" for ip in found]
+        else:
+            split_url(url)
+            expanded = [url]
+        out += [u for u in expanded if u not in out]
+    return out
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise TritonUnavailable(f"cannot resolve {host}: {exc}") from exc
+    return sorted({str(info[4][0]) for info in infos})
+
+
 def replicas_from_urls(
     urls: list[str],
     timeouts: TritonTimeouts | None = None,
@@ -233,9 +273,4 @@ def replicas_from_urls(
 ) -> list[TritonReplica]:
     if not urls:
         raise InputError("no Triton URL given; pass --triton-url or set TRITONOPS_TRITON_URL")
-    seen: list[str] = []
-    for url in urls:
-        split_url(url)
-        if url not in seen:
-            seen.append(url)
-    return [TritonReplica(u, timeouts, headers) for u in seen]
+    return [TritonReplica(u, timeouts, headers) for u in expand_urls(urls)]
