@@ -30,6 +30,9 @@ def run_step(
 
     loaded = deployer.store.load(model, run_id)
     if loaded is None:
+        if name in ("rollback", "report"):
+            # The workflow stopped before its snapshot (e.g. in recover): nothing changed, nothing to say.
+            return f"{name}: run {run_id} of {model} never started; nothing to do", ExitCode.OK
         raise InputError(f"no journal for run {run_id!r} of model {model!r}: run the snapshot step first")
     journal = loaded
 
