@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,7 +101,7 @@ class MlflowRegistry:
         uri = f"models:/{candidate.registry_model}/{candidate.version}"
         dst.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        with _translated(f"download of {uri}", self._uri):
+        with _translated(f"download of {uri}", self._uri), DownloadProgress(dst, f"v{candidate.version}"):
             local = Path(
                 mlflow.artifacts.download_artifacts(
                     artifact_uri=uri, dst_path=str(dst), tracking_uri=self._uri
@@ -126,6 +129,49 @@ class MlflowRegistry:
             log.warning(
                 "could not tag model=%s version=%s: %s", candidate.registry_model, candidate.version, exc
             )
+
+
+class DownloadProgress:
+    """On a terminal, show bytes landed in ``root`` and the rate while a download runs.
+
+    Works for every artifact store because it watches the destination, not the
+    transport; silent when stderr is not a terminal (CI, Argo logs).
+    """
+
+    def __init__(self, root: Path, label: str, interval_s: float = 0.5, stream: Any = None) -> None:
+        self.root, self.label, self.interval_s = root, label, interval_s
+        self.stream = stream or sys.stderr
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _size(self) -> int:
+        total = 0
+        for p in self.root.rglob("*"):
+            with contextlib.suppress(OSError):
+                if p.is_file():
+                    total += p.stat().st_size
+        return total
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.wait(self.interval_s):
+            size, elapsed = self._size(), time.monotonic() - started
+            rate = size / elapsed / 2**20 if elapsed else 0.0
+            self.stream.write(f"\r  downloading {self.label}: {size / 2**20:8.1f} MiB  {rate:6.1f} MiB/s")
+            self.stream.flush()
+
+    def __enter__(self) -> DownloadProgress:
+        if hasattr(self.stream, "isatty") and self.stream.isatty():
+            self._thread = threading.Thread(target=self._run, name="download-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def find_model_dir(root: Path) -> Path:
