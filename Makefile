@@ -32,8 +32,8 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench workflows
-	$(VENV)/bin/ruff format --check src tests bench workflows
+	$(VENV)/bin/ruff check src tests bench workflows monitoring
+	$(VENV)/bin/ruff format --check src tests bench workflows monitoring
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -50,6 +50,7 @@ test: $(STAMP) system-deps lint typecheck
 # Regenerate the WorkflowTemplate YAML from workflows/ (never run in CI: the test compares).
 k8s-generate: $(STAMP)
 	$(PY) workflows/deploy_template.py
+	$(PY) -m monitoring.generate
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import Env, Registry
+from tritonops.local.processes import Process
 
 _names = itertools.count(1)
 
@@ -29,12 +30,19 @@ def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def triton(volume: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def triton_process(volume: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """One real Triton for the session, serving the shared volume's models/."""
     from tritonops.local.processes import start_triton
 
-    proc, url = start_triton(volume / "models", tmp_path_factory.mktemp("logs") / "triton.log")
-    yield url
+    proc, _ = start_triton(volume / "models", tmp_path_factory.mktemp("logs") / "triton.log")
+    yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def triton(triton_process: Process) -> str:
+    assert triton_process.url
+    return triton_process.url
 
 
 @pytest.fixture
@@ -68,5 +76,54 @@ def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc = Process([binary, f"--web.listen-address=127.0.0.1:{port}"], log)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: http_ok(f"{url}/-/ready"), 30, "pushgateway", proc.proc, log)
+    yield url
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(
+    triton_process: Process, pushgateway: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real Prometheus (Debian package) scraping the session's Triton and Pushgateway,
+    evaluating monitoring/rules.yaml every second."""
+    import shutil
+
+    import yaml
+
+    from tritonops.local.processes import free_port, http_ok, wait_for
+
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus is not installed: run `make system-deps`"
+    assert triton_process.metrics_url
+    root = tmp_path_factory.mktemp("prometheus")
+    rules = Path(__file__).resolve().parents[1] / "monitoring" / "rules.yaml"
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rules)],
+        "scrape_configs": [
+            {
+                "job_name": "triton",
+                "static_configs": [{"targets": [triton_process.metrics_url.split("/")[2]]}],
+            },
+            {
+                "job_name": "pushgateway",
+                "honor_labels": True,
+                "static_configs": [{"targets": [pushgateway.split("/")[2]]}],
+            },
+        ],
+    }
+    (root / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = Process(
+        [
+            binary,
+            f"--config.file={root / 'prometheus.yml'}",
+            f"--storage.tsdb.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        root / "prometheus.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: http_ok(f"{url}/-/ready"), 60, "prometheus", proc.proc, proc.log)
     yield url
     proc.stop()

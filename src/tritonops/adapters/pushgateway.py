@@ -49,6 +49,12 @@ def build_registry(
         )
     if active_version is not None:
         gauge("tritonops_deploy_active_version", "Version in current.json after the run.").set(active_version)
+        # The same as a label, so alerts can join it with Triton's per-version series.
+        # A push replaces the whole family in the group: only the current version stays.
+        info = gauge(
+            "tritonops_deploy_active_version_info", "1, labelled with the committed version.", ("version",)
+        )
+        info.labels(version=str(active_version)).set(1)
     gauge("tritonops_deploy_duration_seconds", "Wall time of the last run.").set(duration_s)
     steps = gauge("tritonops_deploy_step_duration_seconds", "Per step, last run.", ("step",))
     for step, seconds in step_durations.items():
