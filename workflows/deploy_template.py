@@ -57,6 +57,7 @@ def _env() -> list[m.EnvVar]:
         ("MLFLOW_TRACKING_TOKEN", "mlflow-token"),
         ("AWS_ACCESS_KEY_ID", "aws-access-key-id"),
         ("AWS_SECRET_ACCESS_KEY", "aws-secret-access-key"),
+        ("TRITONOPS_TRITON_API_KEY", "triton-api-key"),
     ]
     return [
         m.EnvVar(name="HOME", value="/tmp"),
@@ -64,6 +65,8 @@ def _env() -> list[m.EnvVar]:
         m.EnvVar(name="XDG_CACHE_HOME", value="/tmp/.cache"),
         m.EnvVar(name="TRITONOPS_REPO", value=f"{MOUNT}/models"),
         m.EnvVar(name="TRITONOPS_STATE_DIR", value=f"{MOUNT}/state"),
+        # Recorded in history and in the registry's tags as who deployed.
+        m.EnvVar(name="TRITONOPS_ACTOR", value="argo/{{workflow.name}}"),
     ] + [
         m.EnvVar(
             name=name,

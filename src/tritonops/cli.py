@@ -94,6 +94,81 @@ def common_options(fn: F) -> F:
     return fn
 
 
+def gate_options(fn: F) -> F:
+    """Verification gates beyond the smoke test (deploy, rollback, step)."""
+    options = [
+        click.option(
+            "--no-parity-gate",
+            is_flag=True,
+            help="Skip comparing Triton's answer with onnxruntime run locally on the same artefact.",
+        ),
+        click.option("--parity-rtol", type=float, default=1e-4, show_default=True),
+        click.option("--parity-atol", type=float, default=1e-5, show_default=True),
+        click.option(
+            "--latency-requests",
+            type=click.IntRange(min=0),
+            default=30,
+            show_default=True,
+            envvar="TRITONOPS_LATENCY_REQUESTS",
+            help="Timed requests per replica for the latency gate; 0 turns it off.",
+        ),
+        click.option(
+            "--latency-budget-ms",
+            type=float,
+            default=1000.0,
+            show_default=True,
+            help="The candidate's p95 must stay under this.",
+        ),
+        click.option(
+            "--latency-factor",
+            type=float,
+            default=3.0,
+            show_default=True,
+            help="...and under this many times production's p95 measured in the same run.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _gates(opts: dict[str, Any]) -> Any:
+    from tritonops.engine.settings import GateSettings
+
+    return GateSettings(
+        parity=not opts.pop("no_parity_gate", False),
+        parity_rtol=opts.pop("parity_rtol", 1e-4),
+        parity_atol=opts.pop("parity_atol", 1e-5),
+        latency_requests=opts.pop("latency_requests", 30),
+        latency_budget_ms=opts.pop("latency_budget_ms", 1000.0),
+        latency_factor=opts.pop("latency_factor", 3.0),
+    )
+
+
+def _actor() -> str:
+    """Who runs this: TRITONOPS_ACTOR (the workflow sets it), else user@host."""
+    import getpass
+    import socket
+
+    if os.environ.get("TRITONOPS_ACTOR"):
+        return os.environ["TRITONOPS_ACTOR"]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a container user without a passwd entry
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _triton_headers() -> dict[str, str]:
+    """The restricted model-repository API key, from the environment only (never a flag:
+    flags show up in process lists and shell history). Never logged."""
+    key = os.environ.get("TRITONOPS_TRITON_API_KEY", "")
+    if not key:
+        return {}
+    header = os.environ.get("TRITONOPS_TRITON_API_HEADER", "triton-api-key")
+    return {header: key}
+
+
 def _settings(opts: dict[str, Any], **extra: Any) -> Any:
     from tritonops.adapters.registry import RegistrySettings
     from tritonops.engine.settings import Settings
@@ -111,6 +186,8 @@ def _settings(opts: dict[str, Any], **extra: Any) -> Any:
         triton_urls=opts["triton_urls"],
         registry=RegistrySettings(tracking_uri=opts["tracking_uri"]),
         pushgateway=opts["pushgateway"],
+        triton_headers=_triton_headers(),
+        actor=_actor(),
         **extra,
     )
 
@@ -157,13 +234,14 @@ def cli() -> None:
     is_flag=True,
     help="Accept a candidate whose inputs/outputs differ from the committed version's.",
 )
+@gate_options
 @common_options
 def deploy(model: str, alias: str, run_id: str | None, allow_interface_change: bool, **opts: Any) -> None:
     """Deploy MODEL@ALIAS: load, verify on every replica, then commit — or roll back."""
     from tritonops.engine.deployer import Deployer, exit_code_for
 
     _setup_logging(opts["verbose"])
-    settings = _settings(opts, allow_interface_change=allow_interface_change)
+    settings = _settings(opts, allow_interface_change=allow_interface_change, gates=_gates(opts))
     rid = _run_id(model, run_id)
     journal = Deployer(settings).run(model, alias, rid)
     code = exit_code_for(journal)
@@ -269,6 +347,7 @@ def history(model: str, limit: int, **opts: Any) -> None:
 )
 @click.option("--run-id", default=None)
 @click.option("--allow-interface-change", is_flag=True, help="Allow returning to a different interface.")
+@gate_options
 @common_options
 def rollback(
     model: str, to_version: str | None, run_id: str | None, allow_interface_change: bool, **opts: Any
@@ -279,7 +358,7 @@ def rollback(
     from tritonops.engine.manual import rollback_to
 
     _setup_logging(opts["verbose"])
-    settings = _settings(opts, allow_interface_change=allow_interface_change)
+    settings = _settings(opts, allow_interface_change=allow_interface_change, gates=_gates(opts))
     version = parse_version(to_version) if to_version is not None else None
     journal = rollback_to(settings, model, version, _run_id(model, run_id))
     code = exit_code_for(journal)
@@ -314,6 +393,7 @@ def recover(model: str, **opts: Any) -> None:
 @click.option("--run-id", required=True, help="Shared by all steps of one run (Argo: {{workflow.name}}).")
 @click.option("--alias", default=None, help="Only for the snapshot step.")
 @click.option("--allow-interface-change", is_flag=True)
+@gate_options
 @common_options
 def step(
     name: str, model: str, run_id: str, alias: str | None, allow_interface_change: bool, **opts: Any
@@ -322,7 +402,7 @@ def step(
     from tritonops.engine.steps import run_step
 
     _setup_logging(opts["verbose"])
-    settings = _settings(opts, allow_interface_change=allow_interface_change)
+    settings = _settings(opts, allow_interface_change=allow_interface_change, gates=_gates(opts))
     message, code = run_step(settings, name, model, run_id, alias)
     click.echo(message)
     sys.exit(int(code))

@@ -13,7 +13,8 @@
     │   ├── InterfaceChanged    inputs/outputs differ from the committed version
     │   ├── LoadFailed          Triton refused to load the candidate
     │   ├── NotReady            loaded but never reported ready
-    │   └── SmokeFailed         inference failed or answered wrongly
+    │   ├── SmokeFailed         inference failed or answered wrongly
+    │   └── GateFailed          golden parity or latency gate not met
     └── InconsistentState       production may not be what current.json says; a human must look (exit 4)
         ├── CorruptState        current.json / journal cannot be read
         └── RollbackFailed      restoring the previous version did not verify
@@ -105,6 +106,10 @@ class NotReady(VerificationFailed):
 
 class SmokeFailed(VerificationFailed):
     """The smoke inference failed or answered with the wrong names, types, shapes or values."""
+
+
+class GateFailed(VerificationFailed):
+    """A verification gate beyond the smoke test (golden parity, latency) was not met."""
 
 
 class InconsistentState(TritonOpsError):

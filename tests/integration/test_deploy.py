@@ -242,14 +242,19 @@ def test_recover_undoes_a_run_that_was_killed_after_load(
     )
     assert env.cli("step", "materialize", "--model", model_name, "--run-id", run).returncode == 0
     assert env.cli("step", "load", "--model", model_name, "--run-id", run).returncode == 0
-    assert sorted(ready_versions(env.triton_urls[0], model_name)) == [v1, v2]  # the run "dies" here
+    # The candidate is verified under a staging name; production still serves only v1.
+    staging = f"_candidate.{model_name}"
+    assert ready_versions(env.triton_urls[0], model_name) == [v1]
+    assert ready_versions(env.triton_urls[0], staging) == [v2]  # the run "dies" here
 
     status = env.cli("status", "--model", model_name, "--json")
-    assert status.returncode == 4 and json.loads(status.stdout)["unfinished_runs"] == [run]
+    assert status.returncode == 0 and json.loads(status.stdout)["unfinished_runs"] == [run]
     result = env.cli("recover", "--model", model_name)
 
     assert result.returncode == 0, result.stderr
     assert env.current(model_name)["active_version"] == v1
     assert_serving(env, model_name, v1, good)
     assert env.quarantined(model_name)[0].name.startswith(f"{v2}.failed_")
+    assert ready_versions(env.triton_urls[0], staging) == []
+    assert not (env.repo / staging).exists()
     assert env.cli("status", "--model", model_name).returncode == 0

@@ -132,6 +132,13 @@ def test_triton_start_script_loads_only_committed_models(tmp_path: Path) -> None
     )  # fmt: skip
     args = out.stdout.split()
     assert [a for a in args if a.startswith("--load-model")] == ["--load-model=churn", "--load-model=fraud"]
+    assert not [a for a in args if "restricted" in a]  # no key in the Secret: API open
+    locked = subprocess.run(
+        ["/bin/sh", "-c", script.replace("/pvc/", f"{tmp_path}/pvc/")],
+        env={"PATH": f"{bindir}:/usr/bin:/bin", "TRITON_API_KEY": "k3y"}, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert "--http-restricted-api=model-repository:triton-api-key=k3y" in locked
+    assert "--grpc-restricted-protocol=model-repository:triton-api-key=k3y" in locked
 
 
 def test_argocd_application_points_at_an_overlay() -> None:

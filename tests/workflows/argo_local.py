@@ -106,11 +106,11 @@ class LocalArgo:
 
         return PLACEHOLDER.sub(value, text)
 
-    def _container_env(self, container: dict[str, Any]) -> dict[str, str]:
+    def _container_env(self, container: dict[str, Any], status: str | None) -> dict[str, str]:
         env = dict(self.env)
         for item in container.get("env", []):
             if "value" in item:
-                env[item["name"]] = self._map_paths(item["value"])
+                env[item["name"]] = self._map_paths(self.substitute(item["value"], status))
             # valueFrom secrets are optional and absent locally, as an unset Secret key would be.
         return env
 
@@ -132,7 +132,7 @@ class LocalArgo:
         for _ in range(attempts):
             result = subprocess.run(
                 local,
-                env=self._container_env(container),
+                env=self._container_env(container, status),
                 capture_output=True,
                 text=True,
                 timeout=600,

@@ -117,18 +117,14 @@ class MlflowRegistry:
         )
         return find_model_dir(local)
 
-    def tag_version(self, candidate: Candidate, tags: dict[str, str]) -> None:
+    def tag_version(self, model: str, version: int, tags: dict[str, str]) -> None:
         """Best effort: record the deployment status on the registry version."""
         try:
             with _translated("tagging", self._uri):
                 for key, value in tags.items():
-                    self._client.set_model_version_tag(
-                        candidate.registry_model, str(candidate.version), key, value
-                    )
+                    self._client.set_model_version_tag(model, str(version), key, value)
         except (NotFound, RegistryUnavailable) as exc:
-            log.warning(
-                "could not tag model=%s version=%s: %s", candidate.registry_model, candidate.version, exc
-            )
+            log.warning("could not tag model=%s version=%s: %s", model, version, exc)
 
 
 class DownloadProgress:

@@ -20,6 +20,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import socket
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -106,6 +107,44 @@ class ModelRepository:
             files.remove_file(self.config_path(model))
         elif self.read_config(model) != text:
             files.atomic_write_text(self.config_path(model), text)
+
+    # --- the candidate's staging model --------------------------------------------------
+    @staticmethod
+    def candidate_name(model: str) -> str:
+        """``_candidate.<model>``: cannot collide with a model name (those start alphanumeric)."""
+        return f"_candidate.{model}"
+
+    def link_candidate(self, model: str, version: int) -> str:
+        """Expose ``<model>/<version>/`` as ``_candidate.<model>/<version>/`` for verification.
+
+        Hard links: no extra disk and no copy time, even for a large model. Falls
+        back to a copy where the filesystem refuses links. Built under a temporary
+        name and renamed, so Triton never reads a partial directory.
+        """
+        name = self.candidate_name(model)
+        target = self.root / name
+        tmp = self.root / f"{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
+        src = self.version_dir(model, version)
+        for path in sorted(src.rglob("*")):
+            dst = tmp / str(version) / path.relative_to(src)
+            if path.is_dir():
+                dst.mkdir(parents=True, exist_ok=True)
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, dst)
+            except OSError:
+                shutil.copy2(path, dst)
+        tmp.rename(target)
+        files.fsync_dir(self.root)
+        return name
+
+    def remove_candidate(self, model: str) -> None:
+        """Drop the staging copy (only links; the version's files stay where they are)."""
+        shutil.rmtree(self.root / self.candidate_name(model), ignore_errors=True)
+        shutil.rmtree(self.root / f"{self.candidate_name(model)}.tmp", ignore_errors=True)
 
     def versions(self, model: str) -> list[int]:
         d = self.model_dir(model)

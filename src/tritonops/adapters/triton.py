@@ -83,7 +83,12 @@ class TritonReplica:
 
         try:
             return fn(self._client(timeout or self.timeouts.request_s))
-        except InferenceServerException:
+        except InferenceServerException as exc:
+            if str(exc.status()) == "403" or "restricted" in str(exc).lower():
+                raise InputError(
+                    f"Triton at {self.url} refused {what}: its model-repository API is restricted and "
+                    "the key is missing or wrong (set TRITONOPS_TRITON_API_KEY)"
+                ) from None
             raise  # the server answered; callers decide what that means
         except (OSError, TimeoutError) as exc:
             raise TritonUnavailable(f"Triton at {self.url} did not answer {what}: {exc}") from exc
@@ -97,7 +102,7 @@ class TritonReplica:
         from tritonclient.utils import InferenceServerException
 
         try:
-            return bool(self._call("a liveness check", lambda c: c.is_server_live(headers=self._headers)))
+            return bool(self._call("a liveness check", lambda c: c.is_server_live()))
         except InferenceServerException as exc:
             raise TritonUnavailable(f"Triton at {self.url} is not live: {exc}") from exc
 
@@ -108,19 +113,10 @@ class TritonReplica:
     # --- repository --------------------------------------------------------
     def ready_versions(self, model: str) -> list[int]:
         """Versions of ``model`` this replica reports READY (empty if none/unknown)."""
-        from tritonclient.utils import InferenceServerException
-
-        try:
-            index = self._call(
-                "a repository index request",
-                lambda c: c.get_model_repository_index(headers=self._headers),
-            )
-        except InferenceServerException as exc:
-            raise TritonUnavailable(f"Triton at {self.url} refused the repository index: {exc}") from exc
         return sorted(
-            int(m["version"])
-            for m in index
-            if m.get("name") == model and m.get("state") == "READY" and str(m.get("version", "")).isdigit()
+            int(e["version"])
+            for e in self.index(model)
+            if e.get("state") == "READY" and str(e.get("version", "")).isdigit()
         )
 
     def load(self, model: str, config_json: str | None = None) -> None:
@@ -137,6 +133,37 @@ class TritonReplica:
         except InferenceServerException as exc:
             raise LoadFailed(f"Triton at {self.url} failed to load {model}: {_first_line(exc)}") from exc
         log.info("loaded model=%s replica=%s in %.2fs", model, self.url, time.monotonic() - started)
+
+    def index(self, model: str) -> list[dict[str, Any]]:
+        """Every entry Triton's repository index has for ``model`` (all versions, all states)."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            entries = self._call(
+                "a repository index request",
+                lambda c: c.get_model_repository_index(headers=self._headers),
+            )
+        except InferenceServerException as exc:
+            raise TritonUnavailable(f"Triton at {self.url} refused the repository index: {exc}") from exc
+        return [dict(e) for e in entries if e.get("name") == model]
+
+    def known(self, model: str) -> bool:
+        return bool(self.index(model))
+
+    def wait_settled(self, model: str, timeout_s: float | None = None) -> None:
+        """Wait until no version of ``model`` is LOADING or UNLOADING.
+
+        A load request whose client died still completes inside Triton; judging
+        what a replica serves before it settles would be judging a moving target.
+        """
+        deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeouts.load_s)
+        while True:
+            busy = [e for e in self.index(model) if e.get("state") in ("LOADING", "UNLOADING")]
+            if not busy:
+                return
+            if time.monotonic() >= deadline:
+                raise TritonUnavailable(f"{model} on {self.url} is still {busy[0].get('state')}")
+            time.sleep(0.1)
 
     def unload(self, model: str) -> None:
         from tritonclient.utils import InferenceServerException
@@ -157,7 +184,7 @@ class TritonReplica:
             return bool(
                 self._call(
                     "a readiness check",
-                    lambda c: c.is_model_ready(model, str(version), headers=self._headers),
+                    lambda c: c.is_model_ready(model, str(version)),
                 )
             )
         except InferenceServerException:
@@ -205,7 +232,6 @@ class TritonReplica:
                     request,
                     model_version="" if version is None else str(version),
                     outputs=outputs,
-                    headers=self._headers,
                 ),
             )
         except InferenceServerException as exc:

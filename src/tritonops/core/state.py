@@ -192,6 +192,9 @@ class Journal:
     staged_dir: str | None = None
     smoke_input: str | None = None
     loaded_versions: tuple[int, ...] = ()
+    candidate_model: str | None = None  # the staging name the candidate is verified under
+    gates: Mapping[str, Any] = field(default_factory=dict)  # gate name -> measured results
+    actor: str = ""  # who or what started the run
     steps: tuple[StepRecord, ...] = ()
     error: Mapping[str, str] | None = None
     outcome: Outcome | None = None
@@ -249,6 +252,9 @@ class Journal:
             "staged_dir": self.staged_dir,
             "smoke_input": self.smoke_input,
             "loaded_versions": list(self.loaded_versions),
+            "candidate_model": self.candidate_model,
+            "gates": dict(self.gates),
+            "actor": self.actor,
             "steps": [s.to_dict() for s in self.steps],
             "error": dict(self.error) if self.error else None,
             "outcome": self.outcome.value if self.outcome else None,
@@ -281,6 +287,9 @@ class Journal:
                 staged_dir=data.get("staged_dir"),
                 smoke_input=data.get("smoke_input"),
                 loaded_versions=tuple(int(v) for v in data.get("loaded_versions", [])),
+                candidate_model=data.get("candidate_model"),
+                gates=dict(data.get("gates") or {}),
+                actor=str(data.get("actor", "")),
                 steps=tuple(StepRecord.from_dict(s) for s in data.get("steps", [])),
                 error=data.get("error"),
                 outcome=Outcome(data["outcome"]) if data.get("outcome") else None,
@@ -309,4 +318,6 @@ class Journal:
             "error": dict(self.error) if self.error else None,
             "quarantine": self.quarantine,
             "rollback_detail": self.rollback_detail,
+            "gates": dict(self.gates),
+            "actor": self.actor,
         }

@@ -19,6 +19,7 @@ load fails.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -45,6 +46,7 @@ from tritonops.errors import (
     ArtifactInvalid,
     CorruptState,
     ExitCode,
+    GateFailed,
     InconsistentState,
     InputError,
     InterfaceChanged,
@@ -173,6 +175,7 @@ class Deployer:
             started_at=self.clock(),
             previous=previous,
             previous_config=self.repo.read_config(model),
+            actor=self.settings.actor,
         )
         with self._step(journal, "snapshot") as box:
             serving: dict[str, list[int]] = {}
@@ -281,48 +284,103 @@ class Deployer:
         return str(path)
 
     def load(self, journal: Journal) -> Journal:
-        """Explicit load on every replica, keeping the committed version in memory beside it."""
+        """Load the candidate on every replica under its staging name; production is untouched.
+
+        Production clients send requests without a version, and Triton answers
+        those with the highest READY version of the model they name. Loading the
+        candidate into the production model would let an unverified version
+        answer them. So the candidate is verified as ``_candidate.<model>`` (hard
+        links to the same files: no extra disk), and production switches at commit.
+        """
         self._expect(journal, Phase.MATERIALIZED)
-        candidate, signature = self._candidate(journal)
-        versions = [candidate.version]
-        current = self._current_from(journal)
-        if (
-            current is not None
-            and not interface_changes(current.signature, signature)
-            and current.max_batch_size == journal.max_batch_size
-        ):
-            versions.append(current.active_version)
-        config = self._config(journal).with_versions(versions)
+        candidate, _ = self._candidate(journal)
+        staging = self.repo.link_candidate(journal.model, candidate.version)
+        config = replace(self._config(journal), name=staging)
         with self._step(journal, "load") as box:
-            box[0] = self.store.save(box[0].at(Phase.MATERIALIZED, loaded_versions=config.versions))
+            box[0] = self.store.save(
+                box[0].at(Phase.MATERIALIZED, loaded_versions=(candidate.version,), candidate_model=staging)
+            )
             body = to_load_json(config)
             for replica in self.replicas:
-                replica.load(journal.model, body)
+                replica.load(staging, body)
             box[0] = box[0].at(Phase.LOADED)
         return box[0]
 
     def ready(self, journal: Journal) -> Journal:
         self._expect(journal, Phase.LOADED)
         candidate, _ = self._candidate(journal)
+        staging = self._staging(journal)
         with self._step(journal, "ready") as box:
             for replica in self.replicas:
-                replica.wait_version_ready(journal.model, candidate.version)
+                replica.wait_version_ready(staging, candidate.version)
             box[0] = box[0].at(Phase.READY)
         return box[0]
 
     def smoke(self, journal: Journal) -> Journal:
-        """A real inference on every replica, pinned to the candidate version, judged strictly."""
+        """Real inference on every replica, judged strictly, then the parity and latency gates."""
         self._expect(journal, Phase.READY)
         candidate, signature = self._candidate(journal)
+        staging = self._staging(journal)
         inputs = self._smoke_inputs(journal, signature)
         with self._step(journal, "smoke") as box:
-            for replica in self.replicas:
-                self._check_inference(replica, journal.model, candidate.version, signature, inputs)
-            box[0] = box[0].at(Phase.SMOKED)
+            answers = [
+                self._check_inference(replica, staging, candidate.version, signature, inputs)
+                for replica in self.replicas
+            ]
+            results = dict(box[0].gates)
+            results.update(self._run_gates(journal, staging, candidate.version, signature, inputs, answers))
+            box[0] = box[0].at(Phase.SMOKED, gates=results)
         return box[0]
 
+    def _run_gates(
+        self,
+        journal: Journal,
+        staging: str,
+        version: int,
+        signature: Signature,
+        inputs: dict[str, Array],
+        answers: list[dict[str, Array]],
+    ) -> dict[str, Any]:
+        from tritonops.engine import gates
+
+        settings = self.settings.gates
+        out: dict[str, Any] = {}
+        if settings.parity:
+            vdir = self.repo.version_dir(journal.model, version)
+            report = gates.parity(vdir, inputs, answers, settings.parity_rtol, settings.parity_atol)
+            out["parity"] = report.to_dict()
+            self.store.save(journal.at(journal.phase, gates={**journal.gates, **out}))
+            if not report.passed:
+                raise GateFailed(f"golden parity: {report.detail}")
+        if settings.latency_requests > 0:
+            current = self._current_from(journal)
+            report = gates.latency(
+                self.replicas,
+                candidate=(staging, version),
+                production=(journal.model, current.active_version) if current else None,
+                signature=signature,
+                inputs=inputs,
+                requests=settings.latency_requests,
+                budget_ms=settings.latency_budget_ms,
+                factor=settings.latency_factor,
+                floor_ms=settings.latency_floor_ms,
+            )
+            out["latency"] = report.to_dict()
+            self.store.save(journal.at(journal.phase, gates={**journal.gates, **out}))
+            if not report.passed:
+                raise GateFailed(f"latency: {report.detail}")
+        return out
+
     def commit(self, journal: Journal) -> Journal:
-        """Pin config.pbtxt to the candidate, reload from disk everywhere, then write current.json."""
+        """Switch production to the verified candidate on every replica, then write current.json.
+
+        The staging copy is unloaded first, so a replica holds at most two
+        versions at any time. Reloading the production model with config.pbtxt
+        pinned to the candidate makes Triton load it, then retire the previous
+        version once the new one is ready: unversioned requests are answered
+        throughout, by the previous version until the switch and by the
+        candidate after it.
+        """
         self._expect(journal, Phase.SMOKED)
         candidate, signature = self._candidate(journal)
         model = journal.model
@@ -330,10 +388,15 @@ class Deployer:
             box[0] = self.store.save(box[0].at(Phase.COMMITTING))
             config = self._config(journal).with_versions([candidate.version])
             self.repo.write_config(model, render_pbtxt(config))
+            inputs = self._smoke_inputs(journal, signature)
             for replica in self.replicas:
+                self._unload_staging(replica, journal)
                 replica.load(model)
                 replica.wait_version_ready(model, candidate.version)
                 self._wait_only(replica, model, candidate.version, NotReady)
+                self._check_inference(
+                    replica, model, None, signature, inputs, expect_version=candidate.version
+                )
             current = Current(
                 model=model,
                 active_version=candidate.version,
@@ -348,11 +411,10 @@ class Deployer:
                 previous_version=journal.previous_version,
             )
             self.repo.write_current(current)
+            self.repo.remove_candidate(model)
             log.info("committed model=%s version=%s", model, candidate.version)
         done = box[0].finished(Outcome.COMMITTED, self.clock())
-        self._finish(
-            done, {"tritonops.status": "production", "tritonops.deployed_at": utc_stamp(self._now())}
-        )
+        self._finish(done, self._commit_tags(done))
         return done
 
     # --------------------------------------------------------------- rollback
@@ -374,12 +436,22 @@ class Deployer:
         except OSError as exc:
             problems.append(f"could not restore config.pbtxt/current.json: {exc}")
         quarantined = self._quarantine_candidate(journal)
+        notes: list[str] = []
         if touched_triton or journal.phase is Phase.COMMITTING:
             for replica in self.replicas:
                 try:
                     self._restore_replica(replica, journal)
+                except Unavailable as exc:
+                    if journal.phase is Phase.COMMITTING:
+                        problems.append(str(exc))  # it may have switched production: unknown
+                    else:
+                        # Production on it was never touched, and a restarted Triton loads
+                        # the committed config: a dead replica cannot serve the candidate.
+                        notes.append(f"{replica.url} unreachable ({exc}); it serves current.json when back")
                 except TritonOpsError as exc:
                     problems.append(str(exc))
+        if not problems:
+            self.repo.remove_candidate(model)
         outcome = Outcome.ROLLED_BACK if touched_triton else Outcome.REJECTED
         detail = (
             "; ".join(problems)
@@ -390,6 +462,8 @@ class Deployer:
                 else "model unloaded"
             )
         )
+        if notes and not problems:
+            detail += "; " + "; ".join(notes)
         if problems:
             outcome = Outcome.ROLLBACK_FAILED
         record = StepRecord("rollback", started, time.monotonic() - t0, not problems, detail[:500])
@@ -408,7 +482,7 @@ class Deployer:
             )
         log.warning("rollback model=%s run=%s outcome=%s: %s", model, journal.run_id, outcome.value, detail)
         status = "rolled_back" if outcome is not Outcome.ROLLBACK_FAILED else "rollback_failed"
-        self._finish(done, {"tritonops.status": status} if journal.candidate else {})
+        self._finish(done, self._status_tags(status) if journal.candidate else {})
         return done
 
     def _quarantine_candidate(self, journal: Journal) -> str | None:
@@ -433,18 +507,32 @@ class Deployer:
             )
         return None
 
+    def _unload_staging(self, replica: TritonReplica, journal: Journal) -> None:
+        staging = journal.candidate_model or self.repo.candidate_name(journal.model)
+        replica.wait_settled(staging)
+        if replica.ready_versions(staging) or replica.known(staging):
+            replica.unload(staging)
+            self._wait_only(replica, staging, None)
+
     def _restore_replica(self, replica: TritonReplica, journal: Journal) -> None:
-        """Make one replica serve the snapshotted version again, and prove it by inference."""
+        """Make one replica serve the snapshotted version again, and prove it by inference.
+
+        A load that was in flight when a run died still completes inside
+        Triton, so first wait until nothing of this model is loading.
+        """
         model = journal.model
+        replica.wait_settled(model)
+        self._unload_staging(replica, journal)
         previous = self._current_from(journal)
         if previous is None:
             if replica.ready_versions(model):
                 replica.unload(model)
             self._wait_only(replica, model, None)
             return
-        replica.load(model)  # from the restored config.pbtxt: the committed version only
-        replica.wait_version_ready(model, previous.active_version)
-        self._wait_only(replica, model, previous.active_version)
+        if replica.ready_versions(model) != [previous.active_version]:
+            replica.load(model)  # from the restored config.pbtxt: the committed version only
+            replica.wait_version_ready(model, previous.active_version)
+            self._wait_only(replica, model, previous.active_version)
         inputs = synthesize_inputs(previous.signature)
         self._check_inference(
             replica, model, None, previous.signature, inputs, expect_version=previous.active_version
@@ -452,14 +540,27 @@ class Deployer:
 
     # ---------------------------------------------------------------- helpers
     def _finish(self, journal: Journal, tags: dict[str, str]) -> None:
-        """Persist the outcome, append history, tag the registry, push metrics. Best effort after save."""
+        """Persist the outcome, append history, tag the registry, push metrics. Best effort after save.
+
+        The registry shows what production runs: the committed version is tagged
+        ``tritonops.status=production`` and the one it replaced ``previous``; a
+        failed candidate ``rolled_back`` (or ``rollback_failed``).
+        """
         self.store.save(journal)
         self.store.append_history(journal.model, journal.history_record())
         if journal.staged_dir is None:
             shutil.rmtree(self.store.staging_dir(journal.model, journal.run_id), ignore_errors=True)
         if tags and journal.candidate is not None and self._registry_configured():
             try:
-                self.registry.tag_version(journal.candidate, tags)
+                model = journal.candidate.registry_model
+                self.registry.tag_version(model, journal.candidate.version, tags)
+                previous = journal.previous_version
+                if (
+                    journal.outcome is Outcome.COMMITTED
+                    and previous
+                    and previous != journal.candidate.version
+                ):
+                    self.registry.tag_version(model, previous, self._status_tags("previous"))
             except TritonOpsError as exc:
                 log.warning("registry tags not written: %s", exc)
         self.report(journal)
@@ -498,6 +599,21 @@ class Deployer:
                 f"run {journal.run_id} is at phase {journal.phase.value}, this step needs {phase.value}"
             )
 
+    def _staging(self, journal: Journal) -> str:
+        if not journal.candidate_model:
+            raise InconsistentState(f"run {journal.run_id} has no loaded candidate")
+        return journal.candidate_model
+
+    def _status_tags(self, status: str) -> dict[str, str]:
+        return {
+            "tritonops.status": status,
+            "tritonops.updated_at": utc_stamp(self._now()),
+            "tritonops.by": self.settings.actor,
+        }
+
+    def _commit_tags(self, journal: Journal) -> dict[str, str]:
+        return self._status_tags("production") | {"tritonops.run": journal.run_id}
+
     def _candidate(self, journal: Journal) -> tuple[Candidate, Signature]:
         if journal.candidate is None or journal.signature is None:
             raise InconsistentState(f"run {journal.run_id} has no materialized candidate")
@@ -529,7 +645,8 @@ class Deployer:
         signature: Signature,
         inputs: dict[str, Array],
         expect_version: int | None = None,
-    ) -> None:
+    ) -> dict[str, Array]:
+        """Infer and judge; returns the outputs by name."""
         answered, outputs = replica.infer(model, version, inputs, [o.name for o in signature.outputs])
         want = expect_version if expect_version is not None else version
         problems = smoke_problems(signature, inputs, outputs)
@@ -537,6 +654,7 @@ class Deployer:
             problems.append(f"version {answered} answered, expected {want}")
         if problems:
             raise SmokeFailed(f"{model} on {replica.url}: " + "; ".join(problems))
+        return {name: array for name, (_, array) in outputs.items()}
 
     def _wait_only(
         self,
@@ -620,8 +738,12 @@ class Deployer:
             except CorruptState:
                 current = None
             if current is not None and current.deploy_run == journal.run_id:
+                for replica in self.replicas:
+                    with contextlib.suppress(TritonOpsError):
+                        self._unload_staging(replica, journal)
+                self.repo.remove_candidate(journal.model)
                 done = journal.finished(Outcome.COMMITTED, self.clock())
-                self._finish(done, {"tritonops.status": "production"})
+                self._finish(done, self._commit_tags(done))
                 return done
         return self.rollback(journal)
 

@@ -12,6 +12,19 @@ from tritonops.core.config import DEFAULT_MAX_BATCH_SIZE
 
 
 @dataclass(frozen=True)
+class GateSettings:
+    """Verification beyond the smoke test. Results are recorded in the journal and history."""
+
+    parity: bool = True  # Triton's answer vs. onnxruntime on the same artefact, in this process
+    parity_rtol: float = 1e-4
+    parity_atol: float = 1e-5
+    latency_requests: int = 30  # timed requests per replica; 0 turns the latency gate off
+    latency_budget_ms: float = 1000.0  # absolute p95 budget for the candidate
+    latency_factor: float = 3.0  # candidate p95 may be at most this times production's...
+    latency_floor_ms: float = 5.0  # ...unless it is under this floor (sub-ms timings are noise)
+
+
+@dataclass(frozen=True)
 class Settings:
     repo: Path
     state_dir: Path
@@ -23,6 +36,8 @@ class Settings:
     triton_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     allow_interface_change: bool = False
+    gates: GateSettings = field(default_factory=GateSettings)
+    actor: str = "unknown"  # who or what runs tritonops, for history and registry tags
 
     @staticmethod
     def default_state_dir(repo: Path) -> Path:

@@ -141,7 +141,9 @@ def command(launch: TritonLaunch) -> tuple[list[str], dict[str, str]]:
     ]
     argv += [f"--load-model={m}" for m in committed_models(launch.repo)]
     if launch.restricted_api:
+        # Both protocols: an open gRPC port would bypass a locked HTTP API.
         argv.append(f"--http-restricted-api=model-repository:{launch.restricted_api}")
+        argv.append(f"--grpc-restricted-protocol=model-repository:{launch.restricted_api}")
     argv += list(launch.extra_args)
 
     env = dict(os.environ)
@@ -161,4 +163,5 @@ def command(launch: TritonLaunch) -> tuple[list[str], dict[str, str]]:
 
 def redact(argv: list[str]) -> list[str]:
     """argv for logs: the restricted-API key never appears."""
-    return [a.split("=", 1)[0] + "=<redacted>" if a.startswith("--http-restricted-api") else a for a in argv]
+    secret = ("--http-restricted-api", "--grpc-restricted-protocol")
+    return [a.split("=", 1)[0] + "=<redacted>" if a.startswith(secret) else a for a in argv]

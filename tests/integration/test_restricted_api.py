@@ -1,0 +1,63 @@
+"""Triton's model-repository API locked with a key: tritonops sends it, never shows it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.helpers import Env, Registry
+from tritonops.local.processes import start_triton
+from tritonops.local.samples import linear_model
+
+pytestmark = pytest.mark.integration
+
+KEY = "s3cret-Key-4-tests"
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    pvc = tmp_path_factory.mktemp("locked")
+    (pvc / "models").mkdir()
+    proc, url = start_triton(pvc / "models", pvc / "triton.log", restricted_api=f"triton-api-key={KEY}")
+    yield pvc, url
+    proc.stop()
+
+
+def test_loads_need_the_key(locked: tuple[Path, str], registry: Registry, model_name: str) -> None:
+    pvc, url = locked
+    env = Env(repo=pvc / "models", state=pvc / "state", tracking_uri=registry.tracking_uri, triton_urls=[url])
+    registry.register(model_name, linear_model(seed=1))
+
+    # Triton itself refuses a repository call without the header.
+    raw = requests.post(f"{url}/v2/repository/index", timeout=10)
+    assert raw.status_code != 200
+    assert requests.post(f"{url}/v2/repository/index", headers={"triton-api-key": KEY}, timeout=10).ok
+
+    refused = env.cli("deploy", "--model", model_name, "--alias", "champion")
+    assert refused.returncode == 2
+    assert "TRITONOPS_TRITON_API_KEY" in refused.stderr
+    assert env.current(model_name) is None
+
+    wrong = env.cli("deploy", "--model", model_name, "--alias", "champion", TRITONOPS_TRITON_API_KEY="wrong")
+    assert wrong.returncode == 2
+
+    ok = env.cli("deploy", "--model", model_name, "--alias", "champion", "-v", TRITONOPS_TRITON_API_KEY=KEY)
+    assert ok.returncode == 0, ok.stderr
+    assert env.current(model_name)["active_version"] == 1
+
+    # The key never appears in output, journals, history or the repository.
+    assert KEY not in ok.stdout + ok.stderr + refused.stderr + wrong.stderr
+    for path in [*(pvc / "state").rglob("*"), *(pvc / "models").rglob("*")]:
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_the_local_launcher_redacts_the_key() -> None:
+    from tritonops.local.triton import redact
+
+    argv = ["tritonserver", f"--http-restricted-api=model-repository:triton-api-key={KEY}",
+            f"--grpc-restricted-protocol=model-repository:triton-api-key={KEY}", "--http-port=1"]  # fmt: skip
+    assert KEY not in " ".join(redact(argv))
