@@ -6,12 +6,14 @@ PY := $(VENV)/bin/python
 # Reinstall only when what we install from changes.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: help venv demo test lint typecheck unit integration system-deps k8s-generate clean
+.PHONY: help venv demo test lint typecheck unit integration faults bench system-deps k8s-generate clean
 
 help:
 	@echo "make demo    create $(VENV), install, run the whole story on local processes"
 	@echo "make test    install what tests need, run lint, types and the whole suite"
 	@echo "make unit    fast tests only (no processes)"
+	@echo "make faults  the fault matrix, with its table"
+	@echo "make bench   benchmarks (medians, ratios against a same-run baseline)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +45,19 @@ unit: $(STAMP)
 
 integration: $(STAMP) system-deps
 	$(PY) -m pytest tests -m integration -q
+
+# The fault matrix alone, with its table (it is also part of `make test`).
+faults: $(STAMP) system-deps
+	$(PY) -m pytest tests/faults -q
+
+# Benchmarks print medians and ratios against a baseline measured in the same run.
+bench: $(STAMP)
+	cd bench && ../$(PY) deploy_overhead.py
+	cd bench && ../$(PY) materialize.py
+	cd bench && ../$(PY) rollback_time.py
+	cd bench && ../$(PY) step_startup.py
+	cd bench && ../$(PY) serving_impact.py
+	cd bench && ../$(PY) peer_baseline.py
 
 test: $(STAMP) system-deps lint typecheck
 	$(PY) -m pytest tests -q

@@ -1,36 +1,27 @@
-"""Deploy overhead: `tritonops deploy` of a small model vs. the physical lower bound.
+"""Deploy overhead: `tritonops deploy` vs. the physical lower bound, measured in the same run.
 
-Lower bound, measured in the same run against the same Triton: copy the artefact
-into the repository + one raw HTTP load request + one raw inference.
-Prints medians of N runs and their ratio.
+Lower bound, against the same Triton: copy the artefact into the repository + one
+raw HTTP load request + one raw inference. The deploy does strictly more (registry
+lookup and download, checks, a staging load, parity and latency gates, the switch),
+so the ratio says what safety costs. Small model, and a model with ~1 GiB of
+external data (`--big-gib 0` skips it).
 
-    .venv/bin/python bench/deploy_overhead.py [--runs 5]
+    .venv/bin/python bench/deploy_overhead.py [--runs 5] [--big-gib 1.0]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import onnx
 import requests
+from _harness import Stack, fmt, median, quiet_mlflow, stack
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.helpers import Registry  # noqa: E402
-
-from tritonops.local.processes import start_triton  # noqa: E402
-from tritonops.local.samples import linear_model  # noqa: E402
+from tritonops.local.samples import linear_model
 
 CONFIG = """name: "{name}"
 backend: "onnxruntime"
@@ -41,65 +32,59 @@ output [ {{ name: "probabilities" data_type: TYPE_FP32 dims: [ 2 ] }} ]
 """
 
 
-def raw_deploy(url: str, repo: Path, source: Path, name: str, version: int) -> float:
+def raw_deploy(url: str, repo: Path, source_dir: Path, name: str, version: int) -> float:
     started = time.perf_counter()
     vdir = repo / name / str(version)
-    vdir.mkdir(parents=True)
-    shutil.copy2(source, vdir / "model.onnx")
+    shutil.copytree(source_dir, vdir)
     (repo / name / "config.pbtxt").write_text(CONFIG.format(name=name, version=version))
-    requests.post(f"{url}/v2/repository/models/{name}/load", timeout=300).raise_for_status()
+    requests.post(f"{url}/v2/repository/models/{name}/load", timeout=600).raise_for_status()
     body = {
         "inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": [0.1, 0.2, 0.3, 0.4]}]
     }
-    requests.post(f"{url}/v2/models/{name}/infer", json=body, timeout=30).raise_for_status()
-    return time.perf_counter() - started
+    requests.post(f"{url}/v2/models/{name}/infer", json=body, timeout=60).raise_for_status()
+    elapsed = time.perf_counter() - started
+    requests.post(f"{url}/v2/repository/models/{name}/unload", timeout=600).raise_for_status()
+    return elapsed
+
+
+def measure(s: Stack, runs: int, label: str, extra_weights: int) -> dict[str, float]:
+    raw, deploy, steps = [], [], {}
+    model_name = f"bench-{label}"
+    for i in range(runs):
+        model = linear_model(seed=i + 1, extra_weights=extra_weights)
+        src = s.tmp / f"src-{label}-{i}"
+        src.mkdir()
+        onnx.save(
+            model, str(src / "model.onnx"), save_as_external_data=extra_weights > 0, location="weights.data"
+        )
+        raw.append(raw_deploy(s.urls[0], s.repo, src, f"raw-{label}", i + 1))
+        shutil.rmtree(src)
+        s.registry.register(model_name, model)
+        result, seconds = s.cli("deploy", "--model", model_name, "--alias", "champion", "--json")
+        if result.returncode != 0:
+            raise SystemExit(f"deploy failed: {result.stdout}{result.stderr}")
+        deploy.append(seconds)
+        steps = json.loads(result.stdout)["steps"]
+        shutil.rmtree(s.repo / f"raw-{label}" / str(i + 1))  # keep disk use flat
+    size = sum(p.stat().st_size for p in (s.repo / model_name / str(runs)).rglob("*") if p.is_file())
+    print(f"\n{label}: {size / 2**20:.1f} MiB artefact, {runs} runs, one replica")
+    print(f"  lower bound (copy + raw load + 1 inference): {fmt(raw)}")
+    print(f"  tritonops deploy (CLI, new process):         {fmt(deploy)}")
+    print(f"  ratio {median(deploy) / median(raw):.2f}x, difference {median(deploy) - median(raw):+.2f}s")
+    print(f"  last deploy by step: {json.dumps({k: round(v, 2) for k, v in steps.items()})}")
+    return {"raw": median(raw), "deploy": median(deploy)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--big-gib", type=float, default=1.0)
     args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp_s:
-        tmp = Path(tmp_s)
-        repo, state = tmp / "pvc" / "models", tmp / "pvc" / "state"
-        repo.mkdir(parents=True)
-        registry = Registry(f"sqlite:///{tmp / 'mlflow.db'}", tmp / "artifacts")
-        triton, url = start_triton(repo, tmp / "triton.log")
-        env = dict(os.environ, MLFLOW_TRACKING_URI=registry.tracking_uri, TRITONOPS_REPO=str(repo),
-                   TRITONOPS_STATE_DIR=str(state), TRITONOPS_TRITON_URL=url)  # fmt: skip
-        try:
-            raw, cli = [], []
-            for i in range(args.runs):
-                model = linear_model(seed=i + 1)
-                source = tmp / f"raw-{i}.onnx"
-                onnx.save(model, str(source))
-                raw.append(raw_deploy(url, repo, source, "raw", i + 1))
-
-                registry.register("bench", model)
-                started = time.perf_counter()
-                result = subprocess.run(
-                    [sys.executable, "-m", "tritonops.cli", "deploy", "--model", "bench", "--alias", "champion", "--json"],
-                    env=env, capture_output=True, text=True, check=False,
-                )  # fmt: skip
-                cli.append(time.perf_counter() - started)
-                if result.returncode != 0:
-                    raise SystemExit(f"deploy failed: {result.stderr}")
-                steps = json.loads(result.stdout)["steps"]
-            raw_med, cli_med = statistics.median(raw), statistics.median(cli)
-            print(f"runs: {args.runs} (small model, {source.stat().st_size} bytes, one Triton replica)")
-            print(
-                f"lower bound (copy + raw load + 1 inference): median {raw_med:.3f}s  {np.round(raw, 3).tolist()}"
-            )
-            print(
-                f"tritonops deploy (CLI, new process):         median {cli_med:.3f}s  {np.round(cli, 3).tolist()}"
-            )
-            print(
-                f"ratio deploy / lower bound: {cli_med / raw_med:.2f}x   difference: {cli_med - raw_med:+.2f}s"
-            )
-            print(f"last deploy's steps: {json.dumps(steps)}")
-        finally:
-            triton.stop()
+    quiet_mlflow()
+    with stack() as s:
+        measure(s, args.runs, "small", 0)
+        if args.big_gib > 0:
+            measure(s, args.runs, "big", int(args.big_gib * 2**30 / 4))
 
 
 if __name__ == "__main__":

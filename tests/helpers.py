@@ -32,7 +32,7 @@ class Registry:
     """A real MLflow registry (sqlite + local artifact store) driven through MLflow's own API."""
 
     tracking_uri: str
-    artifacts: Path
+    artifacts: Path | None  # None: the tracking server's own (proxied) artifact store
     _versions: dict[str, int] = field(default_factory=dict)
 
     def _setup(self) -> None:
@@ -40,7 +40,8 @@ class Registry:
 
         mlflow.set_tracking_uri(self.tracking_uri)
         if mlflow.get_experiment_by_name("tests") is None:
-            mlflow.create_experiment("tests", artifact_location=self.artifacts.as_uri())
+            location = self.artifacts.as_uri() if self.artifacts else None
+            mlflow.create_experiment("tests", artifact_location=location)
         mlflow.set_experiment("tests")
 
     def register(

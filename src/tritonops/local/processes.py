@@ -111,3 +111,25 @@ def start_triton(
     proc.url = url
     proc.metrics_url = f"http://127.0.0.1:{launch.metrics_port}/metrics"
     return proc, url
+
+
+def start_mlflow_server(
+    root: Path, log: Path, port: int | None = None, timeout_s: float = 120.0
+) -> tuple[Process, str]:
+    """A real MLflow tracking server (sqlite registry, proxied artifact store) on loopback."""
+    import sys
+
+    port = port or free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable, "-m", "mlflow", "server",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--serve-artifacts",
+    ]  # fmt: skip
+    proc = Process(argv, log)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: http_ok(f"{url}/health"), timeout_s, f"MLflow server on port {port}", proc.proc, log)
+    proc.url = url
+    return proc, url

@@ -97,3 +97,34 @@ def unloadable_model() -> onnx.ModelProto:
     )
     model.ir_version = 8
     return model
+
+
+def slow_model(depth: int = 48, width: int = 1024, seed: int = 1) -> onnx.ModelProto:
+    """Same interface as :func:`linear_model`, ~100x slower: ``depth`` dense layers of ``width``.
+
+    One weight matrix is shared by every layer, so the file stays small (4 MiB)
+    while each request costs ``depth`` large matrix products: a latency
+    regression, not a correctness one.
+    """
+    rng = np.random.default_rng(seed)
+    expand = numpy_helper.from_array(rng.standard_normal((N_FEATURES, width)).astype(np.float32), "E")
+    hidden = numpy_helper.from_array(
+        (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32), "H"
+    )
+    head = numpy_helper.from_array(_weights(seed, width, N_CLASSES) / np.float32(np.sqrt(width)), "O")
+    nodes = [helper.make_node("MatMul", ["features", "E"], ["h0"])]
+    for i in range(depth):
+        nodes.append(helper.make_node("MatMul", [f"h{i}", "H"], [f"m{i}"]))
+        nodes.append(helper.make_node("Tanh", [f"m{i}"], [f"h{i + 1}"]))
+    nodes.append(helper.make_node("MatMul", [f"h{depth}", "O"], ["logits"]))
+    nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", N_FEATURES])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", N_CLASSES])],
+        initializer=[expand, hidden, head],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model

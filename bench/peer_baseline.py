@@ -1,0 +1,141 @@
+"""Peer baseline: the same update done with NVIDIA's MLflow deployment plugin for Triton.
+
+`mlflow-tritonserver` (the PyPI packaging of the plugin) needs MLflow < 3, so it
+gets its own virtualenv (`.bench-peer-venv`, created on first use) and its own
+sqlite registry. Both tools update the same local Triton; each run registers a
+new version and times the update command. A last round deploys a model that
+answers NaN with both tools and reports what each left in production.
+
+The plugin writes a config.pbtxt with no inputs/outputs and relies on Triton's
+config auto-completion, which the local Python-based onnxruntime backend cannot
+do; so the registered artefact carries a full config.pbtxt, which the plugin
+copies (its documented path for preconfigured models).
+
+    .venv/bin/python bench/peer_baseline.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import requests
+from _harness import ROOT, fmt, median, quiet_mlflow, stack
+
+from tritonops.local.samples import linear_model
+
+PEER_VENV = ROOT / ".bench-peer-venv"
+PEER_PKGS = ["mlflow-tritonserver==1.1.0", "mlflow<3", "onnx", "numpy<2"]
+CONFIG = """name: "peer"
+backend: "onnxruntime"
+max_batch_size: 64
+input [ { name: "features" data_type: TYPE_FP32 dims: [ 4 ] } ]
+output [ { name: "probabilities" data_type: TYPE_FP32 dims: [ 2 ] } ]
+"""
+
+REGISTER = textwrap.dedent(
+    """
+    import sys, mlflow, onnx
+    from pathlib import Path
+    uri, path, config = sys.argv[1], sys.argv[2], sys.argv[3]
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run():
+        mlflow.onnx.log_model(onnx.load(path), artifact_path="model", registered_model_name="peer")
+        mlflow.log_artifact(config, "model")
+    """
+)
+
+
+def peer_python() -> Path:
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {PEER_VENV} with {PEER_PKGS} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PKGS], check=True)
+    return python
+
+
+def infer(url: str, model: str) -> list[float]:
+    body = {
+        "inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 4], "data": [0.1, 0.2, 0.3, 0.4]}]
+    }
+    return requests.post(f"{url}/v2/models/{model}/infer", json=body, timeout=30).json()["outputs"][0]["data"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    quiet_mlflow()
+    python = peer_python()
+    with stack() as s:
+        url = s.urls[0]
+        peer_uri = f"sqlite:///{s.tmp / 'peer.db'}"
+        peer_env = dict(os.environ, MLFLOW_TRACKING_URI=peer_uri, TRITON_URL=url.removeprefix("http://"),
+                        TRITON_MODEL_REPO=str(s.repo))  # fmt: skip
+        (s.tmp / "config.pbtxt").write_text(CONFIG)
+
+        def peer_register(model: onnx.ModelProto, i: int) -> None:
+            path = s.tmp / f"peer-{i}.onnx"
+            onnx.save(model, str(path))
+            subprocess.run([str(python), "-c", REGISTER, peer_uri, str(path), str(s.tmp / "config.pbtxt")],
+                           env=peer_env, check=True, capture_output=True)  # fmt: skip
+
+        def peer_update(version: int, verb: str = "update") -> tuple[int, float, str]:
+            started = time.perf_counter()
+            out = subprocess.run(
+                [str(PEER_VENV / "bin" / "mlflow"), "deployments", verb, "-t", "triton", "--name", "peer",
+                 "-m", f"models:/peer/{version}", "--flavor", "onnx"],
+                env=peer_env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            return out.returncode, time.perf_counter() - started, out.stderr[-300:]
+
+        peer_register(linear_model(seed=1), 0)
+        code, _, err = peer_update(1, "create")
+        if code != 0:
+            raise SystemExit(f"the plugin could not create the deployment: {err}")
+        s.registry.register("ours", linear_model(seed=1))
+        assert s.cli("deploy", "--model", "ours", "--alias", "champion")[0].returncode == 0
+
+        peer_t, ours_t = [], []
+        for i in range(args.runs):
+            model = linear_model(seed=i + 2)
+            peer_register(model, i + 1)
+            code, seconds, err = peer_update(i + 2)
+            assert code == 0, err
+            peer_t.append(seconds)
+            s.registry.register("ours", model)
+            result, seconds = s.cli("deploy", "--model", "ours", "--alias", "champion")
+            assert result.returncode == 0, result.stderr
+            ours_t.append(seconds)
+        print(f"runs: {args.runs}, small model, one replica")
+        print(f"mlflow deployments update -t triton (plugin): {fmt(peer_t)}")
+        print(f"tritonops deploy:                              {fmt(ours_t)}")
+        print(f"ratio tritonops / plugin: {median(ours_t) / median(peer_t):.2f}x")
+
+        # The same broken model (answers NaN) through both.
+        bad = linear_model(seed=99, produce_nan=True)
+        peer_register(bad, 99)
+        code, _, _ = peer_update(args.runs + 2)
+        peer_out = infer(url, "peer")
+        s.registry.register("ours", bad)
+        result, _ = s.cli("deploy", "--model", "ours", "--alias", "champion", "--json")
+        ours_out = infer(url, "ours")
+        print("\na version that answers NaN:")
+        print(f"  plugin:    exit {code}; production now answers {np.round(peer_out, 4).tolist()}")
+        outcome = json.loads(result.stdout)["outcome"]
+        print(
+            f"  tritonops: exit {result.returncode} ({outcome}); production answers {np.round(ours_out, 4).tolist()}"
+        )
+
+
+if __name__ == "__main__":
+    main()
