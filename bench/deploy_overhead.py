@@ -54,8 +54,10 @@ def measure(s: Stack, runs: int, label: str, extra_weights: int) -> dict[str, fl
         model = linear_model(seed=i + 1, extra_weights=extra_weights)
         src = s.tmp / f"src-{label}-{i}"
         src.mkdir()
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)  # onnx.save with external data rewrites the proto it is given
         onnx.save(
-            model, str(src / "model.onnx"), save_as_external_data=extra_weights > 0, location="weights.data"
+            copy, str(src / "model.onnx"), save_as_external_data=extra_weights > 0, location="weights.data"
         )
         raw.append(raw_deploy(s.urls[0], s.repo, src, f"raw-{label}", i + 1))
         shutil.rmtree(src)
