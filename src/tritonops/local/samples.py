@@ -35,8 +35,8 @@ def linear_model(
     * ``declared_classes``: what the graph's output says it returns (default: the
       same). A mismatch is a model that loads fine and answers with the wrong shape.
     * ``produce_nan``: multiplies by NaN; loads and infers, returns garbage.
-    * ``extra_weights``: an unused float initializer of that many elements, to
-      make the artefact large (and to exercise ONNX external data).
+    * ``extra_weights``: a float initializer of that many elements that does not
+      change the answer, to make the artefact large (and exercise ONNX external data).
     """
     declared = declared_classes if declared_classes is not None else n_classes
     w = numpy_helper.from_array(_weights(seed, N_FEATURES, n_classes), "W")
@@ -58,7 +58,16 @@ def linear_model(
         last = "logits_nan"
     nodes.append(helper.make_node("Softmax", [last], ["probabilities"], axis=1))
     if extra_weights:
-        inits.append(numpy_helper.from_array(np.ones(extra_weights, dtype=np.float32), "unused"))
+        # Used (summed, times zero, added to the output) so runtimes cannot drop it:
+        # loading the model really reads these bytes; the answer does not change.
+        inits.append(numpy_helper.from_array(np.ones(extra_weights, dtype=np.float32), "bulk"))
+        inits.append(numpy_helper.from_array(np.zeros(1, dtype=np.float32), "ZERO"))
+        nodes[-1:-1] = [
+            helper.make_node("ReduceSum", ["bulk"], ["bulk_sum"], keepdims=1),
+            helper.make_node("Mul", ["bulk_sum", "ZERO"], ["bulk_zero"]),
+            helper.make_node("Add", [last, "bulk_zero"], ["logits_bulk"]),
+        ]
+        nodes[-1] = helper.make_node("Softmax", ["logits_bulk"], ["probabilities"], axis=1)
     graph = helper.make_graph(
         nodes,
         f"linear_{seed}",
