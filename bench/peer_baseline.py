@@ -33,7 +33,15 @@ from _harness import ROOT, fmt, median, quiet_mlflow, stack
 from tritonops.local.samples import linear_model
 
 PEER_VENV = ROOT / ".bench-peer-venv"
-PEER_PKGS = ["mlflow-tritonserver==1.1.0", "mlflow<3", "onnx", "numpy<2"]
+PEER_PKGS = [
+    "mlflow-tritonserver==1.1.0",
+    "mlflow<3",
+    "sqlalchemy<2.1",  # MLflow 2.x breaks on SQLAlchemy 2.1
+    "protobuf<7",
+    "onnx",
+    "onnxruntime==1.32.0",  # mlflow.onnx.log_model validates with it
+    "numpy<2",
+]
 CONFIG = """name: "peer"
 backend: "onnxruntime"
 max_batch_size: 64
