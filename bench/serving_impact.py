@@ -11,54 +11,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import requests
 from _harness import quiet_mlflow, stack
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.helpers import FEATURES  # noqa: E402
+from tests.integration.test_replicas import Traffic  # noqa: E402
 
 from tritonops.local.samples import linear_model  # noqa: E402
 
 
-class Client(threading.Thread):
-    def __init__(self, url: str, model: str) -> None:
-        super().__init__(daemon=True)
-        self.url, self.model = url, model
-        self.latencies: list[float] = []
-        self.errors = 0
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        body = {
-            "inputs": [
-                {"name": "features", "datatype": "FP32", "shape": [2, 4], "data": FEATURES.ravel().tolist()}
-            ]
-        }
-        with requests.Session() as session:
-            while not self.halt.is_set():
-                started = time.perf_counter()
-                try:
-                    ok = (
-                        session.post(
-                            f"{self.url}/v2/models/{self.model}/infer", json=body, timeout=10
-                        ).status_code
-                        == 200
-                    )
-                except requests.RequestException:
-                    ok = False
-                if ok:
-                    self.latencies.append(time.perf_counter() - started)
-                else:
-                    self.errors += 1
-
-
 def run_clients(urls: list[str], seconds: float | None, during=None) -> tuple[list[float], int, float]:
-    clients = [Client(u, "si") for u in urls]
+    clients = [Traffic(u, "si") for u in urls]
     for c in clients:
         c.start()
     started = time.perf_counter()
@@ -71,7 +37,7 @@ def run_clients(urls: list[str], seconds: float | None, during=None) -> tuple[li
         c.halt.set()
     for c in clients:
         c.join()
-    return [x for c in clients for x in c.latencies], sum(c.errors for c in clients), elapsed
+    return [x for c in clients for x in c.latencies], sum(c.failed for c in clients), elapsed
 
 
 def describe(label: str, lat: list[float], errors: int, elapsed: float) -> tuple[float, float]:

@@ -71,6 +71,7 @@ class Traffic(threading.Thread):
     failed: int = 0
     errors: list[str] = field(default_factory=list)
     versions: set[str] = field(default_factory=set)
+    latencies: list[float] = field(default_factory=list)  # seconds, answered requests only
 
     def __post_init__(self) -> None:
         super().__init__(daemon=True)
@@ -84,6 +85,7 @@ class Traffic(threading.Thread):
         }
         with requests.Session() as session:
             while not self.halt.is_set():
+                started = time.perf_counter()
                 try:
                     resp = session.post(f"{self.url}/v2/models/{self.model}/infer", json=body, timeout=10)
                 except requests.RequestException as exc:
@@ -92,6 +94,7 @@ class Traffic(threading.Thread):
                     time.sleep(0.01)
                     continue
                 if resp.status_code == 200:
+                    self.latencies.append(time.perf_counter() - started)
                     self.ok += 1
                     self.versions.add(resp.json()["model_version"])
                 else:
