@@ -393,7 +393,7 @@ class Deployer:
                 self._unload_staging(replica, journal)
                 replica.load(model)
                 replica.wait_version_ready(model, candidate.version)
-                self._wait_only(replica, model, candidate.version, NotReady)
+                self.wait_serving_only(replica, model, candidate.version, NotReady)
                 self._check_inference(
                     replica, model, None, signature, inputs, expect_version=candidate.version
                 )
@@ -512,7 +512,7 @@ class Deployer:
         replica.wait_settled(staging)
         if replica.ready_versions(staging) or replica.known(staging):
             replica.unload(staging)
-            self._wait_only(replica, staging, None)
+            self.wait_serving_only(replica, staging, None)
 
     def _restore_replica(self, replica: TritonReplica, journal: Journal) -> None:
         """Make one replica serve the snapshotted version again, and prove it by inference.
@@ -527,12 +527,12 @@ class Deployer:
         if previous is None:
             if replica.ready_versions(model):
                 replica.unload(model)
-            self._wait_only(replica, model, None)
+            self.wait_serving_only(replica, model, None)
             return
         if replica.ready_versions(model) != [previous.active_version]:
             replica.load(model)  # from the restored config.pbtxt: the committed version only
             replica.wait_version_ready(model, previous.active_version)
-            self._wait_only(replica, model, previous.active_version)
+            self.wait_serving_only(replica, model, previous.active_version)
         inputs = synthesize_inputs(previous.signature)
         self._check_inference(
             replica, model, None, previous.signature, inputs, expect_version=previous.active_version
@@ -593,7 +593,7 @@ class Deployer:
 
     def _expect(self, journal: Journal, phase: Phase) -> None:
         if journal.is_finished:
-            raise _AlreadyFinished(journal)
+            raise AlreadyFinished(journal)
         if journal.phase is not phase:
             raise InconsistentState(
                 f"run {journal.run_id} is at phase {journal.phase.value}, this step needs {phase.value}"
@@ -656,7 +656,7 @@ class Deployer:
             raise SmokeFailed(f"{model} on {replica.url}: " + "; ".join(problems))
         return {name: array for name, (_, array) in outputs.items()}
 
-    def _wait_only(
+    def wait_serving_only(
         self,
         replica: TritonReplica,
         model: str,
@@ -686,7 +686,7 @@ class Deployer:
         validate_run_id(run_id)
         files.ensure_writable_dir(self.settings.state_dir, "state dir")
         with self.store.lock(model, run_id):
-            self._recover_unlocked(model)
+            self.recover_interrupted(model)
             journal = self.snapshot_or_reject(model, alias, run_id)
             if journal.is_finished:
                 return journal
@@ -695,7 +695,7 @@ class Deployer:
                     journal = step(journal)
                     if journal.is_finished:
                         return journal
-            except _AlreadyFinished as done:
+            except AlreadyFinished as done:
                 return done.journal
             except (TritonOpsError, OSError) as exc:
                 log.error("model=%s run=%s failed: %s", model, run_id, exc)
@@ -715,10 +715,13 @@ class Deployer:
     def recover(self, model: str, run_id: str) -> list[Journal]:
         validate_name("model", model)
         with self.store.lock(model, run_id):
-            return self._recover_unlocked(model)
+            return self.recover_interrupted(model)
 
-    def _recover_unlocked(self, model: str) -> list[Journal]:
-        """Undo every run of ``model`` that never finished (killed, terminated, power loss)."""
+    def recover_interrupted(self, model: str) -> list[Journal]:
+        """Undo every run of ``model`` that never finished (killed, terminated, power loss).
+
+        The caller holds the model's lock.
+        """
         recovered = []
         for journal in self.store.unfinished(model):
             log.warning(
@@ -771,7 +774,7 @@ class Deployer:
         }
 
 
-class _AlreadyFinished(Exception):
+class AlreadyFinished(Exception):
     """A step was asked to run on a run that already ended (e.g. a no-op)."""
 
     def __init__(self, journal: Journal) -> None:

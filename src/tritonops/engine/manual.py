@@ -28,7 +28,7 @@ def rollback_to(settings: Settings, model: str, version: int | None, run_id: str
     validate_run_id(run_id)
     deployer = Deployer(settings)
     with deployer.store.lock(model, run_id):
-        deployer._recover_unlocked(model)
+        deployer.recover_interrupted(model)
         current = deployer.repo.read_current(model)
         if current is None:
             raise InputError(f"{model} has nothing committed; there is nothing to roll back from")
@@ -94,7 +94,7 @@ def recover(settings: Settings, model: str, run_id: str) -> dict[str, Any]:
     validate_name("model", model)
     deployer = Deployer(settings)
     with deployer.store.lock(model, run_id):
-        runs = deployer._recover_unlocked(model)
+        runs = deployer.recover_interrupted(model)
         current = deployer.repo.read_current(model)
         fixed, failed = [], []
         for replica in deployer.replicas:
@@ -105,11 +105,11 @@ def recover(settings: Settings, model: str, run_id: str) -> dict[str, Any]:
                     continue
                 if current is None:
                     replica.unload(model)
-                    deployer._wait_only(replica, model, None)
+                    deployer.wait_serving_only(replica, model, None)
                 else:
                     replica.load(model)
                     replica.wait_version_ready(model, current.active_version)
-                    deployer._wait_only(replica, model, current.active_version)
+                    deployer.wait_serving_only(replica, model, current.active_version)
                 fixed.append(replica.url)
             except TritonOpsError as exc:
                 failed.append(f"{replica.url}: {exc}")

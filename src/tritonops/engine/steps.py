@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tritonops.core.state import Outcome
-from tritonops.engine.deployer import Deployer, _AlreadyFinished, exit_code_for
+from tritonops.engine.deployer import AlreadyFinished, Deployer, exit_code_for
 from tritonops.engine.settings import Settings
 from tritonops.errors import ExitCode, InputError, TritonOpsError, Unavailable
 
@@ -62,7 +62,7 @@ def run_step(
         }[name]
         try:
             done = step(journal)
-        except _AlreadyFinished as finished:
+        except AlreadyFinished as finished:
             return f"{name}: skipped, run {run_id} already ended {finished.journal.outcome}", ExitCode.OK
         except Unavailable as exc:
             return f"{name}: FAILED (temporary, safe to retry): {exc}", ExitCode.TEMPFAIL
