@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,15 +107,28 @@ def traffic(urls: list[str], model: str) -> Iterator[list[Traffic]]:
     clients = [Traffic(url, model) for url in urls]
     for c in clients:
         c.start()
-    time.sleep(0.3)
+    _until(lambda: all(c.ok + c.failed > 0 for c in clients), "traffic flowing to every replica")
     try:
         yield clients
     finally:
-        time.sleep(0.3)
+        # Let every client get answers after the change too, then stop them.
+        marks = [c.ok + c.failed for c in clients]
+        _until(
+            lambda: all(c.ok + c.failed > m + 10 for c, m in zip(clients, marks, strict=True)),
+            "traffic after",
+        )
         for c in clients:
             c.halt.set()
         for c in clients:
             c.join(15)
+
+
+def _until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 def assert_no_failures(clients: list[Traffic]) -> None:

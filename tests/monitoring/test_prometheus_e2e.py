@@ -57,7 +57,15 @@ def test_every_expression_returns_data(
     replica = TritonReplica(env.triton_urls[0])
     for _ in range(50):
         replica.infer(model, None, {"features": FEATURES}, ["probabilities"])
-    time.sleep(2.5)  # two scrapes with traffic, so rates have a slope
+    # Rates need two scrapes that saw traffic: wait for them, then send more.
+    poll(
+        lambda: api(
+            prometheus,
+            "query",
+            query=f'count_over_time(nv_inference_request_success{{model="{model}"}}[1m]) >= 2',
+        )["result"],
+        "two scrapes of the model's counters",
+    )
     for _ in range(50):
         replica.infer(model, None, {"features": np.flip(FEATURES, 0).copy()}, ["probabilities"])
     replica.close()
