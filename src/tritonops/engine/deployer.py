@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,7 +44,6 @@ from tritonops.core.state import Candidate, Current, Journal, Outcome, Phase, St
 from tritonops.core.verdict import interface_changes, smoke_problems, synthesize_inputs
 from tritonops.engine.settings import Settings
 from tritonops.errors import (
-    ArtifactInvalid,
     CorruptState,
     ExitCode,
     GateFailed,
@@ -566,8 +566,6 @@ class Deployer:
         self.report(journal)
 
     def _registry_configured(self) -> bool:
-        import os
-
         return self._registry is not None or bool(
             self.settings.registry.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         )
@@ -782,4 +780,4 @@ class AlreadyFinished(Exception):
         self.journal = journal
 
 
-__all__ = ["ArtifactInvalid", "Deployer", "exit_code_for"]
+__all__ = ["AlreadyFinished", "Deployer", "exit_code_for"]
