@@ -54,12 +54,15 @@ class Registry:
     ) -> int:
         """MLflow 3 layout: ``mlflow.onnx.log_model`` (a logged model, source ``models:/m-...``)."""
         import mlflow
+        import onnx
         from mlflow import MlflowClient
 
         self._setup()
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)  # log_model moves weights to external data in the proto it is given
         with mlflow.start_run():
             info = mlflow.onnx.log_model(
-                model,
+                copy,
                 name="model",
                 registered_model_name=name,
                 input_example=input_example,
