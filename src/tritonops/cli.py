@@ -71,7 +71,8 @@ def common_options(fn: F) -> F:
             envvar="TRITONOPS_TRITON_URL",
             multiple=True,
             callback=_split_urls,
-            help="A Triton replica's HTTP URL; repeat for every replica. "
+            help="A Triton replica's HTTP URL; repeat for every replica, or give "
+            "dns+http://<headless-service>:8000 for one replica per address. "
             "Default http://localhost:8000. Env: TRITONOPS_TRITON_URL (comma-separated).",
         ),
         click.option(
@@ -102,8 +103,20 @@ def gate_options(fn: F) -> F:
             is_flag=True,
             help="Skip comparing Triton's answer with onnxruntime run locally on the same artefact.",
         ),
-        click.option("--parity-rtol", type=float, default=1e-4, show_default=True),
-        click.option("--parity-atol", type=float, default=1e-5, show_default=True),
+        click.option(
+            "--parity-rtol",
+            type=float,
+            default=1e-4,
+            show_default=True,
+            help="Golden parity: relative tolerance.",
+        ),
+        click.option(
+            "--parity-atol",
+            type=float,
+            default=1e-5,
+            show_default=True,
+            help="Golden parity: absolute tolerance.",
+        ),
         click.option(
             "--latency-requests",
             type=click.IntRange(min=0),
