@@ -205,8 +205,9 @@ def annotations() -> list[dict[str, Any]]:
     ]
 
 
-def _var(name: str, query: str, multi: bool = True) -> dict[str, Any]:
+def _var(name: str, query: str, multi: bool = True, regex: str = "") -> dict[str, Any]:
     return {
+        "regex": regex,
         "name": name,
         "type": "query",
         "datasource": DS,
@@ -235,7 +236,12 @@ def dashboard() -> dict[str, Any]:
         "templating": {
             "list": [
                 {"name": "datasource", "type": "datasource", "query": "prometheus", "current": {}},
-                _var("model", 'label_values(nv_inference_request_success{job="triton"}, model)'),
+                # Candidates under verification (`_candidate.<model>`) are not production models.
+                _var(
+                    "model",
+                    'label_values(nv_inference_request_success{job="triton"}, model)',
+                    regex="/^(?!_candidate\\.).*/",
+                ),
                 _var(
                     "version",
                     'label_values(nv_inference_request_success{job="triton", model=~"$model"}, version)',
