@@ -515,28 +515,34 @@ class Deployer:
             self.wait_serving_only(replica, staging, None)
 
     def _restore_replica(self, replica: TritonReplica, journal: Journal) -> None:
-        """Make one replica serve the snapshotted version again, and prove it by inference.
+        """Make one replica serve the snapshotted version again, and prove it by inference."""
+        model = journal.model
+        self._unload_staging(replica, journal)
+        previous = self._current_from(journal)
+        self.serve_committed(replica, model, previous)
+        if previous is not None:
+            inputs = synthesize_inputs(previous.signature)
+            self._check_inference(
+                replica, model, None, previous.signature, inputs, expect_version=previous.active_version
+            )
+
+    def serve_committed(self, replica: TritonReplica, model: str, current: Current | None) -> bool:
+        """Make ``replica`` serve exactly the committed version (nothing if none); True if it acted.
 
         A load that was in flight when a run died still completes inside
         Triton, so first wait until nothing of this model is loading.
         """
-        model = journal.model
         replica.wait_settled(model)
-        self._unload_staging(replica, journal)
-        previous = self._current_from(journal)
-        if previous is None:
-            if replica.ready_versions(model):
-                replica.unload(model)
-            self.wait_serving_only(replica, model, None)
-            return
-        if replica.ready_versions(model) != [previous.active_version]:
-            replica.load(model)  # from the restored config.pbtxt: the committed version only
-            replica.wait_version_ready(model, previous.active_version)
-            self.wait_serving_only(replica, model, previous.active_version)
-        inputs = synthesize_inputs(previous.signature)
-        self._check_inference(
-            replica, model, None, previous.signature, inputs, expect_version=previous.active_version
-        )
+        want = [current.active_version] if current else []
+        if replica.ready_versions(model) == want:
+            return False
+        if current is None:
+            replica.unload(model)
+        else:
+            replica.load(model)  # from config.pbtxt on disk: the committed version only
+            replica.wait_version_ready(model, current.active_version)
+        self.wait_serving_only(replica, model, current.active_version if current else None)
+        return True
 
     # ---------------------------------------------------------------- helpers
     def _finish(self, journal: Journal, tags: dict[str, str]) -> None:

@@ -99,18 +99,8 @@ def recover(settings: Settings, model: str, run_id: str) -> dict[str, Any]:
         fixed, failed = [], []
         for replica in deployer.replicas:
             try:
-                ready = replica.ready_versions(model)
-                want = [current.active_version] if current else []
-                if ready == want:
-                    continue
-                if current is None:
-                    replica.unload(model)
-                    deployer.wait_serving_only(replica, model, None)
-                else:
-                    replica.load(model)
-                    replica.wait_version_ready(model, current.active_version)
-                    deployer.wait_serving_only(replica, model, current.active_version)
-                fixed.append(replica.url)
+                if deployer.serve_committed(replica, model, current):
+                    fixed.append(replica.url)
             except TritonOpsError as exc:
                 failed.append(f"{replica.url}: {exc}")
     summary = (
