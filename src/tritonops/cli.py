@@ -20,10 +20,14 @@ from typing import Any, TypeVar
 
 import click
 
+from tritonops.engine.settings import GateSettings
 from tritonops.errors import ExitCode, InputError, TritonOpsError
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("tritonops.cli")
+
+# The gate flags' defaults are GateSettings' own: one place to change them.
+GATE_DEFAULTS = GateSettings()
 
 STEP_NAMES = ("snapshot", "materialize", "load", "ready", "smoke", "commit", "rollback", "report")
 
@@ -106,21 +110,21 @@ def gate_options(fn: F) -> F:
         click.option(
             "--parity-rtol",
             type=float,
-            default=1e-4,
+            default=GATE_DEFAULTS.parity_rtol,
             show_default=True,
             help="Golden parity: relative tolerance.",
         ),
         click.option(
             "--parity-atol",
             type=float,
-            default=1e-5,
+            default=GATE_DEFAULTS.parity_atol,
             show_default=True,
             help="Golden parity: absolute tolerance.",
         ),
         click.option(
             "--latency-requests",
             type=click.IntRange(min=0),
-            default=30,
+            default=GATE_DEFAULTS.latency_requests,
             show_default=True,
             envvar="TRITONOPS_LATENCY_REQUESTS",
             help="Timed requests per replica for the latency gate; 0 turns it off.",
@@ -128,14 +132,14 @@ def gate_options(fn: F) -> F:
         click.option(
             "--latency-budget-ms",
             type=float,
-            default=1000.0,
+            default=GATE_DEFAULTS.latency_budget_ms,
             show_default=True,
             help="The candidate's p95 must stay under this.",
         ),
         click.option(
             "--latency-factor",
             type=float,
-            default=3.0,
+            default=GATE_DEFAULTS.latency_factor,
             show_default=True,
             help="...and under this many times production's p95 measured in the same run.",
         ),
@@ -145,16 +149,14 @@ def gate_options(fn: F) -> F:
     return fn
 
 
-def _gates(opts: dict[str, Any]) -> Any:
-    from tritonops.engine.settings import GateSettings
-
+def _gates(opts: dict[str, Any]) -> GateSettings:
     return GateSettings(
-        parity=not opts.pop("no_parity_gate", False),
-        parity_rtol=opts.pop("parity_rtol", 1e-4),
-        parity_atol=opts.pop("parity_atol", 1e-5),
-        latency_requests=opts.pop("latency_requests", 30),
-        latency_budget_ms=opts.pop("latency_budget_ms", 1000.0),
-        latency_factor=opts.pop("latency_factor", 3.0),
+        parity=not opts.pop("no_parity_gate"),
+        parity_rtol=opts.pop("parity_rtol"),
+        parity_atol=opts.pop("parity_atol"),
+        latency_requests=opts.pop("latency_requests"),
+        latency_budget_ms=opts.pop("latency_budget_ms"),
+        latency_factor=opts.pop("latency_factor"),
     )
 
 
