@@ -65,25 +65,34 @@ def test_good_version_commits(env: Env, registry: Registry, model_name: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("bad", "failed_step", "outcome"),
+    ("bad", "failed_step", "outcome", "error"),
     [
         pytest.param(
-            lambda: linear_model(seed=2, n_classes=3), "materialize", "rejected", id="output-shape-changed"
+            lambda: linear_model(seed=2, n_classes=3),
+            "materialize",
+            "rejected",
+            "InterfaceChanged",
+            id="output-shape-changed",
         ),
-        pytest.param(unloadable_model, "load", "rolled_back", id="fails-to-load"),
+        pytest.param(unloadable_model, "load", "rolled_back", "LoadFailed", id="fails-to-load"),
         pytest.param(
-            lambda: linear_model(seed=2, produce_nan=True), "smoke", "rolled_back", id="returns-nan"
+            lambda: linear_model(seed=2, produce_nan=True),
+            "smoke",
+            "rolled_back",
+            "SmokeFailed",
+            id="returns-nan",
         ),
         pytest.param(
             lambda: linear_model(seed=2, n_classes=3, declared_classes=2),
             "load",
             "rolled_back",
+            "LoadFailed",
             id="lies-about-shape",
         ),
     ],
 )
 def test_bad_version_is_rolled_back(
-    env: Env, registry: Registry, model_name: str, bad, failed_step: str, outcome: str
+    env: Env, registry: Registry, model_name: str, bad, failed_step: str, outcome: str, error: str
 ) -> None:
     good = linear_model(seed=1)
     v1 = registry.register(model_name, good)
@@ -97,6 +106,7 @@ def test_bad_version_is_rolled_back(
     assert result.returncode == 3, result.stderr
     record = json.loads(result.stdout)
     assert record["outcome"] == outcome and record["error"]["step"] == failed_step
+    assert record["error"]["type"] == error  # the check meant to catch it, not a later gate
     assert (env.repo / model_name / "current.json").read_bytes() == current_before
     assert (env.repo / model_name / "config.pbtxt").read_bytes() == config_before
     assert not (env.repo / model_name / str(v2)).exists()
