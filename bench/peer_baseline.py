@@ -87,6 +87,7 @@ def main() -> None:
     with stack() as s:
         url = s.urls[0]
         peer_uri = f"sqlite:///{s.tmp / 'peer.db'}"
+        # The plugin's MLflow 2 puts artefacts under ./mlruns: it runs in the scratch dir.
         peer_env = dict(os.environ, MLFLOW_TRACKING_URI=peer_uri, TRITON_URL=url.removeprefix("http://"),
                         TRITON_MODEL_REPO=str(s.repo))  # fmt: skip
         (s.tmp / "config.pbtxt").write_text(CONFIG)
@@ -95,14 +96,14 @@ def main() -> None:
             path = s.tmp / f"peer-{i}.onnx"
             onnx.save(model, str(path))
             subprocess.run([str(python), "-c", REGISTER, peer_uri, str(path), str(s.tmp / "config.pbtxt")],
-                           env=peer_env, check=True, capture_output=True)  # fmt: skip
+                           env=peer_env, cwd=s.tmp, check=True, capture_output=True)  # fmt: skip
 
         def peer_update(version: int, verb: str = "update") -> tuple[int, float, str]:
             started = time.perf_counter()
             out = subprocess.run(
                 [str(PEER_VENV / "bin" / "mlflow"), "deployments", verb, "-t", "triton", "--name", "peer",
                  "-m", f"models:/peer/{version}", "--flavor", "onnx"],
-                env=peer_env, capture_output=True, text=True, check=False,
+                env=peer_env, cwd=s.tmp, capture_output=True, text=True, check=False,
             )  # fmt: skip
             return out.returncode, time.perf_counter() - started, out.stderr[-300:]
 

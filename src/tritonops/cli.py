@@ -83,7 +83,15 @@ def common_options(fn: F) -> F:
             "--tracking-uri",
             envvar="MLFLOW_TRACKING_URI",
             default=None,
-            help="MLflow tracking/registry URI. Env: MLFLOW_TRACKING_URI.",
+            help="MLflow tracking URI (required for deploy, plan and registry tags). "
+            "Env: MLFLOW_TRACKING_URI.",
+        ),
+        click.option(
+            "--registry-uri",
+            envvar="MLFLOW_REGISTRY_URI",
+            default=None,
+            help="MLflow model registry URI when it is not the tracking server "
+            "(e.g. databricks-uc). Default: the tracking URI. Env: MLFLOW_REGISTRY_URI.",
         ),
         click.option(
             "--pushgateway",
@@ -199,7 +207,7 @@ def _settings(opts: dict[str, Any], **extra: Any) -> Any:
         repo=repo,
         state_dir=state_dir,
         triton_urls=opts["triton_urls"],
-        registry=RegistrySettings(tracking_uri=opts["tracking_uri"]),
+        registry=RegistrySettings(tracking_uri=opts["tracking_uri"], registry_uri=opts["registry_uri"]),
         pushgateway=opts["pushgateway"],
         triton_headers=_triton_headers(),
         actor=_actor(),

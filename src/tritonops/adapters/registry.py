@@ -22,19 +22,46 @@ import numpy as np
 
 from tritonops.core.signature import NUMPY_DTYPES, Array, Signature
 from tritonops.core.state import Candidate
-from tritonops.errors import ArtifactInvalid, NotFound, RegistryUnavailable
+from tritonops.errors import ArtifactInvalid, InputError, NotFound, RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
 _NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}
 
 
+# Registries whose ``models:/`` URIs only MLflow itself can resolve (it does so with the
+# registry URI it is given): Unity Catalog, Databricks' and the open-source one.
+_DELEGATED_REGISTRY_SCHEMES = ("databricks", "uc")
+
+
 @dataclass(frozen=True)
 class RegistrySettings:
+    """Where the registry is. Both URIs are resolved once, at the CLI edge.
+
+    ``registry_uri`` defaults to ``tracking_uri`` (MLflow's own rule); a registry kept
+    apart from tracking (Unity Catalog's ``databricks-uc``, a separate server) sets it.
+    """
+
     tracking_uri: str | None = None
+    registry_uri: str | None = None
     max_retries: int = 3  # MLflow's own HTTP retry with exponential backoff
     backoff_factor: int = 1
     timeout_s: float = 60.0
+
+    def resolved(self) -> tuple[str, str]:
+        """(tracking URI, registry URI); refuses to fall back on MLflow's default store.
+
+        MLflow's default is a store in the current directory (``./mlflow.db``, ``./mlruns``):
+        a deploy that silently used it would find no model and leave files behind.
+        """
+        tracking = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
+        if not tracking:
+            raise InputError(
+                "no MLflow tracking URI: pass --tracking-uri or set MLFLOW_TRACKING_URI "
+                "(e.g. http://mlflow:5000)"
+            )
+        registry = self.registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or tracking
+        return tracking, registry
 
 
 @contextmanager
@@ -70,8 +97,8 @@ class MlflowRegistry:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.timeout_s)))
         from mlflow import MlflowClient
 
-        self._uri = settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-        self._client = MlflowClient(tracking_uri=self._uri, registry_uri=self._uri)
+        self._tracking_uri, self._uri = settings.resolved()
+        self._client = MlflowClient(tracking_uri=self._tracking_uri, registry_uri=self._uri)
 
     def resolve(self, model: str, alias: str) -> Candidate:
         """The version ``alias`` points at now. Called once per run; the result is pinned."""
@@ -98,13 +125,17 @@ class MlflowRegistry:
         """
         import mlflow.artifacts
 
-        uri = f"models:/{candidate.registry_model}/{candidate.version}"
         dst.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        with _translated(f"download of {uri}", self._uri), DownloadProgress(dst, f"v{candidate.version}"):
+        name = f"models:/{candidate.registry_model}/{candidate.version}"
+        with _translated(f"download of {name}", self._uri), DownloadProgress(dst, f"v{candidate.version}"):
+            uri = self._artifact_location(candidate)
             local = Path(
                 mlflow.artifacts.download_artifacts(
-                    artifact_uri=uri, dst_path=str(dst), tracking_uri=self._uri
+                    artifact_uri=uri,
+                    dst_path=str(dst),
+                    tracking_uri=self._tracking_uri,
+                    registry_uri=self._uri,
                 )
             )
         size = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
@@ -116,6 +147,22 @@ class MlflowRegistry:
             time.monotonic() - started,
         )
         return find_model_dir(local)
+
+    def _artifact_location(self, candidate: Candidate) -> str:
+        """Where the version's files are, asked of *our* registry and tracking store.
+
+        MLflow resolves a ``models:/<name>/<version>`` URI against its process-wide
+        default registry, not the one a client was built with; so the location is
+        resolved here, with this client, and MLflow only downloads from it.
+        """
+        name, version = candidate.registry_model, str(candidate.version)
+        if self._uri.split(":", 1)[0].startswith(_DELEGATED_REGISTRY_SCHEMES):
+            return f"models:/{name}/{version}"  # MLflow resolves these with the registry URI given
+        location = str(self._client.get_model_version_download_uri(name, version))
+        if location.startswith("models:/"):  # MLflow 3: a logged model, ``models:/<model id>``
+            model_id = location.removeprefix("models:/").strip("/")
+            location = str(self._client.get_logged_model(model_id).artifact_location)
+        return location
 
     def tag_version(self, model: str, version: int, tags: dict[str, str]) -> None:
         """Best effort: record the deployment status on the registry version."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -572,9 +571,13 @@ class Deployer:
         self.report(journal)
 
     def _registry_configured(self) -> bool:
-        return self._registry is not None or bool(
-            self.settings.registry.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-        )
+        if self._registry is not None:
+            return True
+        try:
+            self.settings.registry.resolved()
+        except InputError:
+            return False
+        return True
 
     def report(self, journal: Journal) -> bool:
         """Push the run's metrics to the Pushgateway (if configured). Never raises."""
