@@ -113,21 +113,25 @@ def gate_options(fn: F) -> F:
         click.option(
             "--no-parity-gate",
             is_flag=True,
-            help="Skip comparing Triton's answer with onnxruntime run locally on the same artefact.",
+            envvar="TRITONOPS_NO_PARITY_GATE",
+            help="Skip comparing Triton's answer with onnxruntime run locally on the same artefact. "
+            "Env: TRITONOPS_NO_PARITY_GATE=1.",
         ),
         click.option(
             "--parity-rtol",
             type=float,
             default=GATE_DEFAULTS.parity_rtol,
             show_default=True,
-            help="Golden parity: relative tolerance.",
+            envvar="TRITONOPS_PARITY_RTOL",
+            help="Golden parity: relative tolerance (GPU/TensorRT replicas: ~1e-2). Env: TRITONOPS_PARITY_RTOL.",
         ),
         click.option(
             "--parity-atol",
             type=float,
             default=GATE_DEFAULTS.parity_atol,
             show_default=True,
-            help="Golden parity: absolute tolerance.",
+            envvar="TRITONOPS_PARITY_ATOL",
+            help="Golden parity: absolute tolerance (GPU/TensorRT replicas: ~1e-3). Env: TRITONOPS_PARITY_ATOL.",
         ),
         click.option(
             "--latency-requests",
@@ -135,21 +139,51 @@ def gate_options(fn: F) -> F:
             default=GATE_DEFAULTS.latency_requests,
             show_default=True,
             envvar="TRITONOPS_LATENCY_REQUESTS",
-            help="Timed requests per replica for the latency gate; 0 turns it off.",
+            help="Timed requests per replica for the latency gate; 0 turns it off. "
+            "Env: TRITONOPS_LATENCY_REQUESTS.",
         ),
         click.option(
             "--latency-budget-ms",
             type=float,
             default=GATE_DEFAULTS.latency_budget_ms,
             show_default=True,
-            help="The candidate's p95 must stay under this.",
+            envvar="TRITONOPS_LATENCY_BUDGET_MS",
+            help="The candidate's p95 must stay under this. Env: TRITONOPS_LATENCY_BUDGET_MS.",
         ),
         click.option(
             "--latency-factor",
             type=float,
             default=GATE_DEFAULTS.latency_factor,
             show_default=True,
-            help="...and under this many times production's p95 measured in the same run.",
+            envvar="TRITONOPS_LATENCY_FACTOR",
+            help="...and under this many times production's p95 measured in the same run. "
+            "Env: TRITONOPS_LATENCY_FACTOR.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def model_config_options(fn: F) -> F:
+    """The operator's Triton config template (deploy, rollback, step)."""
+    options = [
+        click.option(
+            "--model-config",
+            envvar="TRITONOPS_MODEL_CONFIG",
+            type=click.Path(path_type=Path, dir_okay=False),
+            default=None,
+            help="Triton config template (config.pbtxt syntax) for this model: instance groups, "
+            "batching, accelerators, warmup... Overrides the artefact's own config.pbtxt; tritonops "
+            "still owns name, backend, version policy and tensor names/types. Env: TRITONOPS_MODEL_CONFIG.",
+        ),
+        click.option(
+            "--model-config-dir",
+            envvar="TRITONOPS_MODEL_CONFIG_DIR",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=None,
+            help="A directory of per-model templates <model>.pbtxt (a ConfigMap in Kubernetes); "
+            "used when --model-config is not given. Env: TRITONOPS_MODEL_CONFIG_DIR.",
         ),
     ]
     for option in reversed(options):
@@ -209,6 +243,8 @@ def _settings(opts: dict[str, Any], **extra: Any) -> Any:
         triton_urls=opts["triton_urls"],
         registry=RegistrySettings(tracking_uri=opts["tracking_uri"], registry_uri=opts["registry_uri"]),
         pushgateway=opts["pushgateway"],
+        model_config=opts.get("model_config"),
+        model_config_dir=opts.get("model_config_dir"),
         triton_headers=_triton_headers(),
         actor=_actor(),
         **extra,
@@ -258,6 +294,7 @@ def cli() -> None:
     help="Accept a candidate whose inputs/outputs differ from the committed version's.",
 )
 @gate_options
+@model_config_options
 @common_options
 def deploy(model: str, alias: str, run_id: str | None, allow_interface_change: bool, **opts: Any) -> None:
     """Deploy MODEL@ALIAS: load, verify on every replica, then commit — or roll back."""
@@ -371,6 +408,7 @@ def history(model: str, limit: int, **opts: Any) -> None:
 @click.option("--run-id", default=None)
 @click.option("--allow-interface-change", is_flag=True, help="Allow returning to a different interface.")
 @gate_options
+@model_config_options
 @common_options
 def rollback(
     model: str, to_version: str | None, run_id: str | None, allow_interface_change: bool, **opts: Any
@@ -417,6 +455,7 @@ def recover(model: str, **opts: Any) -> None:
 @click.option("--alias", default=None, help="Only for the snapshot step.")
 @click.option("--allow-interface-change", is_flag=True)
 @gate_options
+@model_config_options
 @common_options
 def step(
     name: str, model: str, run_id: str, alias: str | None, allow_interface_change: bool, **opts: Any

@@ -4,6 +4,8 @@
     ├── InputError              bad input or a failed precondition; nothing was changed   (exit 2)
     │   ├── InvalidName         a model/alias/version that is not a safe name
     │   ├── NotFound            the registry has no such model, alias or version
+    │   ├── ConfigInvalid       a model-config template Triton's schema refuses, or that
+    │   │                       contradicts the model's ONNX file
     │   └── Busy                another deploy of the same model holds the lock
     ├── Unavailable             a dependency did not answer; retrying later may work
     │   ├── RegistryUnavailable MLflow tracking server or artifact store
@@ -58,6 +60,10 @@ class InvalidName(InputError):
 
 class NotFound(InputError):
     """The registry has no such model, alias or version."""
+
+
+class ConfigInvalid(InputError):
+    """The operator's model-config template is malformed or contradicts the ONNX file."""
 
 
 class Busy(InputError):

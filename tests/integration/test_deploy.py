@@ -7,6 +7,8 @@ import json
 import numpy as np
 import onnx
 import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as pb
 
 from tests.helpers import FEATURES, Env, Registry, tree_digest
 from tritonops.adapters.triton import TritonReplica
@@ -55,9 +57,11 @@ def test_good_version_commits(env: Env, registry: Registry, model_name: str) -> 
     assert current is not None
     assert current["active_version"] == v1 and current["alias"] == "champion"
     assert current["run_id"] and len(current["updated_at_utc"]) == 15
-    config = (env.repo / model_name / "config.pbtxt").read_text()
-    assert f"version_policy: {{ specific: {{ versions: [ {v1} ] }} }}" in config
-    assert 'backend: "onnxruntime"' in config
+    # What Triton reads, parsed with Triton's own schema.
+    config = text_format.Parse((env.repo / model_name / "config.pbtxt").read_text(), pb.ModelConfig())
+    assert list(config.version_policy.specific.versions) == [v1]
+    assert config.backend == "onnxruntime" and config.name == model_name
+    assert len(config.instance_group) == 0  # no hard-coded CPU group: Triton picks GPUs where there are
     assert_serving(env, model_name, v1, good)
     [record] = env.history(model_name)
     assert record["outcome"] == "committed" and record["version"] == v1

@@ -100,6 +100,10 @@ class Current:
     files: Mapping[str, str]  # relative path -> sha256
     deploy_run: str
     previous_version: int | None = None
+    # The effective Triton config (proto field names, unpinned) and its digest; None in a
+    # current.json written before tritonops owned the config.
+    config: Mapping[str, Any] | None = None
+    config_digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +118,8 @@ class Current:
             "files": dict(sorted(self.files.items())),
             "deploy_run": self.deploy_run,
             "previous_version": self.previous_version,
+            "config": dict(self.config) if self.config is not None else None,
+            "config_digest": self.config_digest,
         }
 
     @classmethod
@@ -133,6 +139,8 @@ class Current:
                 previous_version=(
                     int(data["previous_version"]) if data.get("previous_version") is not None else None
                 ),
+                config=data.get("config"),
+                config_digest=data.get("config_digest"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptState(
@@ -187,6 +195,8 @@ class Journal:
     candidate: Candidate | None = None
     signature: Signature | None = None
     max_batch_size: int = 0
+    config: Mapping[str, Any] | None = None  # the candidate's effective Triton config (unpinned)
+    config_diff: Mapping[str, list[str]] | None = None  # vs. the committed config: added/changed/removed
     files: Mapping[str, str] = field(default_factory=dict)
     installed_dir: bool = False  # this run put <model>/<version>/ into the repository
     staged_dir: str | None = None
@@ -247,6 +257,8 @@ class Journal:
             "candidate": self.candidate.to_dict() if self.candidate else None,
             "signature": self.signature.to_dict() if self.signature else None,
             "max_batch_size": self.max_batch_size,
+            "config": dict(self.config) if self.config is not None else None,
+            "config_diff": dict(self.config_diff) if self.config_diff is not None else None,
             "files": dict(self.files),
             "installed_dir": self.installed_dir,
             "staged_dir": self.staged_dir,
@@ -282,6 +294,8 @@ class Journal:
                 candidate=Candidate.from_dict(data["candidate"]) if data.get("candidate") else None,
                 signature=Signature.from_dict(data["signature"]) if data.get("signature") else None,
                 max_batch_size=int(data.get("max_batch_size", 0)),
+                config=data.get("config"),
+                config_diff=data.get("config_diff"),
                 files=dict(data.get("files", {})),
                 installed_dir=bool(data.get("installed_dir", False)),
                 staged_dir=data.get("staged_dir"),
@@ -319,5 +333,7 @@ class Journal:
             "quarantine": self.quarantine,
             "rollback_detail": self.rollback_detail,
             "gates": dict(self.gates),
+            "config_diff": dict(self.config_diff) if self.config_diff is not None else None,
+            "config": dict(self.config) if self.config is not None else None,
             "actor": self.actor,
         }

@@ -36,11 +36,13 @@ from tritonops.adapters import files, pushgateway
 from tritonops.adapters.onnx_artifact import checksums, inspect
 from tritonops.adapters.storage import ModelRepository, StateStore
 from tritonops.adapters.triton import TritonReplica, replicas_from_urls
-from tritonops.core.config import ModelConfig, derive_config, render_pbtxt, to_load_json
+from tritonops.core import config as cfg
+from tritonops.core.config import ModelConfig
 from tritonops.core.naming import utc_stamp, validate_name, validate_run_id
 from tritonops.core.signature import Array, Signature
 from tritonops.core.state import Candidate, Current, Journal, Outcome, Phase, StepRecord
 from tritonops.core.verdict import interface_changes, smoke_problems, synthesize_inputs
+from tritonops.engine import configuration
 from tritonops.engine.settings import Settings
 from tritonops.errors import (
     CorruptState,
@@ -160,6 +162,7 @@ class Deployer:
         validate_name("model", model)
         validate_name("alias", alias)
         validate_run_id(run_id)
+        configuration.operator_template(self.settings, model)  # a bad template changes nothing
         files.ensure_writable_dir(self.settings.state_dir, "state dir")
         if self.store.load(model, run_id) is not None:
             raise InputError(f"run {run_id!r} of model {model!r} already exists; use a new run id")
@@ -185,7 +188,11 @@ class Deployer:
         return box[0]
 
     def materialize(self, journal: Journal) -> Journal:
-        """Resolve the alias once, download, verify, and move the version into the repository."""
+        """Resolve the alias once, download, verify, and move the version into the repository.
+
+        The serving version with a configuration that changed (a new template, say) is a deploy
+        too: its installed files are verified again under the new config, without a download.
+        """
         self._expect(journal, Phase.SNAPSHOTTED)
         model = journal.model
         with self._step(journal, "materialize") as box:
@@ -193,53 +200,84 @@ class Deployer:
             candidate = journal.candidate or self.registry.resolve(model, journal.alias)
             box[0] = self.store.save(box[0].at(Phase.SNAPSHOTTED, candidate=candidate))
             current = self._current_from(journal)
-            if (
-                current is not None
-                and current.active_version == candidate.version
-                and self._all_serve(model, candidate.version)
-            ):
-                log.info(
-                    "model=%s version=%s is already committed and served: nothing to do",
-                    model,
-                    candidate.version,
-                )
-                box[0] = box[0].finished(Outcome.NOOP, self.clock())
+            installed = self._installed_committed(current, candidate)
+            if current is not None and installed is not None:
+                signature = current.signature
+                config = configuration.compose(self.settings, model, signature, installed)
+                if current.config_digest == cfg.digest(config) and self._all_serve(model, candidate.version):
+                    log.info(
+                        "model=%s version=%s is already committed with this config and served: nothing to do",
+                        model,
+                        candidate.version,
+                    )
+                    box[0] = box[0].finished(Outcome.NOOP, self.clock())
+                else:
+                    box[0] = self._verified(box[0], candidate, current, signature, config, installed)
+                    box[0] = self.store.save(box[0].at(Phase.MATERIALIZED, files=dict(current.files)))
             else:
                 box[0] = self._fetch(box[0], candidate, current)
         if box[0].outcome is Outcome.NOOP:
             self._finish(box[0], {})
         return box[0]
 
+    def _installed_committed(self, current: Current | None, candidate: Candidate) -> Path | None:
+        """The committed version's directory, when the candidate is that version with its files intact."""
+        if current is None or current.active_version != candidate.version:
+            return None
+        vdir = self.repo.version_dir(current.model, candidate.version)
+        if not vdir.is_dir() or checksums(vdir) != dict(current.files):
+            return None
+        return vdir
+
     def _fetch(self, journal: Journal, candidate: Candidate, current: Current | None) -> Journal:
-        """Download into staging, verify the artefact and the interface gate, then install."""
+        """Download into staging, verify the artefact, its config and the interface gate, then install."""
         model = journal.model
         staging = self.store.staging_dir(model, journal.run_id)
         shutil.rmtree(staging, ignore_errors=True)
         files.ensure_writable_dir(staging.parent, "staging dir")
         journal = self.store.save(journal.at(Phase.SNAPSHOTTED, staged_dir=str(staging)))
         model_dir = self.registry.download(candidate, staging)
+        configuration.adopt_artifact_config(staging, model_dir)
+        journal = self.store.save(journal.at(Phase.SNAPSHOTTED, staged_dir=str(model_dir)))
         signature = inspect(model_dir)
+        config = configuration.compose(self.settings, model, signature, model_dir)
+        journal = self._verified(journal, candidate, current, signature, config, model_dir)
         sums = checksums(model_dir)
-        config = derive_config(model, signature, candidate.version, self.settings.max_batch_size)
+        journal = self.store.save(journal.at(Phase.SNAPSHOTTED, files=sums))
+        return self._install(journal, model_dir, candidate, sums)
+
+    def _verified(
+        self,
+        journal: Journal,
+        candidate: Candidate,
+        current: Current | None,
+        signature: Signature,
+        config: ModelConfig,
+        model_dir: Path,
+    ) -> Journal:
+        """Record the candidate's signature and config; the interface gate (tensors and batching)."""
+        committed = configuration.committed_config(current, journal.previous_config)
         journal = self.store.save(
             journal.at(
                 Phase.SNAPSHOTTED,
                 signature=signature,
                 max_batch_size=config.max_batch_size,
-                files=sums,
-                staged_dir=str(model_dir),
+                config=cfg.to_dict(config),
+                config_diff=cfg.diff(committed, config),
                 smoke_input=self._save_smoke_input(journal, model_dir, signature),
             )
         )
-        if current is not None and not self.settings.allow_interface_change:
-            changes = interface_changes(current.signature, signature)
+        if current is not None and committed is not None and not self.settings.allow_interface_change:
+            changes = interface_changes(current.signature, signature) or cfg.interface_changes(
+                committed, config
+            )
             if changes:
                 raise InterfaceChanged(
-                    f"version {candidate.version} changes the interface of {model} "
+                    f"version {candidate.version} changes the interface of {journal.model} "
                     f"(committed: version {current.active_version}): {'; '.join(changes)}. "
                     "Pass --allow-interface-change if clients are ready for it."
                 )
-        return self._install(journal, model_dir, candidate, sums)
+        return journal
 
     def _install(
         self, journal: Journal, model_dir: Path, candidate: Candidate, sums: dict[str, str]
@@ -294,12 +332,12 @@ class Deployer:
         self._expect(journal, Phase.MATERIALIZED)
         candidate, _ = self._candidate(journal)
         staging = self.repo.link_candidate(journal.model, candidate.version)
-        config = replace(self._config(journal), name=staging)
+        config = cfg.pinned(self._config(journal), [candidate.version], name=staging)
         with self._step(journal, "load") as box:
             box[0] = self.store.save(
                 box[0].at(Phase.MATERIALIZED, loaded_versions=(candidate.version,), candidate_model=staging)
             )
-            body = to_load_json(config)
+            body = cfg.to_load_json(config)
             for replica in self.replicas:
                 replica.load(staging, body)
             box[0] = box[0].at(Phase.LOADED)
@@ -318,16 +356,18 @@ class Deployer:
     def smoke(self, journal: Journal) -> Journal:
         """Real inference on every replica, judged strictly, then the parity and latency gates."""
         self._expect(journal, Phase.READY)
-        candidate, signature = self._candidate(journal)
+        candidate, _ = self._candidate(journal)
         staging = self._staging(journal)
-        inputs = self._smoke_inputs(journal, signature)
+        config = self._config(journal)
+        client = cfg.client_signature(config)  # what clients send and get: the config's dims
+        inputs = self._smoke_inputs(journal, config)
         with self._step(journal, "smoke") as box:
             answers = [
-                self._check_inference(replica, staging, candidate.version, signature, inputs)
+                self._check_inference(replica, staging, candidate.version, client, inputs)
                 for replica in self.replicas
             ]
             results = dict(box[0].gates)
-            results.update(self._run_gates(journal, staging, candidate.version, signature, inputs, answers))
+            results.update(self._run_gates(journal, staging, candidate.version, config, inputs, answers))
             box[0] = box[0].at(Phase.SMOKED, gates=results)
         return box[0]
 
@@ -336,17 +376,20 @@ class Deployer:
         journal: Journal,
         staging: str,
         version: int,
-        signature: Signature,
+        config: ModelConfig,
         inputs: dict[str, Array],
         answers: list[dict[str, Array]],
     ) -> dict[str, Any]:
         from tritonops.engine import gates
 
         settings = self.settings.gates
+        signature = cfg.client_signature(config)
         out: dict[str, Any] = {}
         if settings.parity:
             vdir = self.repo.version_dir(journal.model, version)
-            report = gates.parity(vdir, inputs, answers, settings.parity_rtol, settings.parity_atol)
+            report = gates.parity(
+                vdir, cfg.model_shaped(config, inputs), answers, settings.parity_rtol, settings.parity_atol
+            )
             out["parity"] = report.to_dict()
             self.store.save(journal.at(journal.phase, gates={**journal.gates, **out}))
             if not report.passed:
@@ -385,17 +428,16 @@ class Deployer:
         model = journal.model
         with self._step(journal, "commit") as box:
             box[0] = self.store.save(box[0].at(Phase.COMMITTING))
-            config = self._config(journal).with_versions([candidate.version])
-            self.repo.write_config(model, render_pbtxt(config))
-            inputs = self._smoke_inputs(journal, signature)
+            config = self._config(journal)
+            self.repo.write_config(model, cfg.render_pbtxt(cfg.pinned(config, [candidate.version])))
+            client = cfg.client_signature(config)
+            inputs = self._smoke_inputs(journal, config)
             for replica in self.replicas:
                 self._unload_staging(replica, journal)
                 replica.load(model)
                 replica.wait_version_ready(model, candidate.version)
                 self.wait_serving_only(replica, model, candidate.version, NotReady)
-                self._check_inference(
-                    replica, model, None, signature, inputs, expect_version=candidate.version
-                )
+                self._check_inference(replica, model, None, client, inputs, expect_version=candidate.version)
             current = Current(
                 model=model,
                 active_version=candidate.version,
@@ -408,6 +450,8 @@ class Deployer:
                 files=journal.files,
                 deploy_run=journal.run_id,
                 previous_version=journal.previous_version,
+                config=cfg.to_dict(config),
+                config_digest=cfg.digest(config),
             )
             self.repo.write_current(current)
             self.repo.remove_candidate(model)
@@ -518,22 +562,29 @@ class Deployer:
         model = journal.model
         self._unload_staging(replica, journal)
         previous = self._current_from(journal)
-        self.serve_committed(replica, model, previous)
+        # Past the config write, a replica may run the committed version under the new config.
+        self.serve_committed(replica, model, previous, reload=journal.phase is Phase.COMMITTING)
         if previous is not None:
-            inputs = synthesize_inputs(previous.signature)
+            committed = configuration.committed_config(previous, journal.previous_config)
+            client = cfg.client_signature(committed) if committed else previous.signature
+            inputs = synthesize_inputs(client)
             self._check_inference(
-                replica, model, None, previous.signature, inputs, expect_version=previous.active_version
+                replica, model, None, client, inputs, expect_version=previous.active_version
             )
 
-    def serve_committed(self, replica: TritonReplica, model: str, current: Current | None) -> bool:
+    def serve_committed(
+        self, replica: TritonReplica, model: str, current: Current | None, reload: bool = False
+    ) -> bool:
         """Make ``replica`` serve exactly the committed version (nothing if none); True if it acted.
 
         A load that was in flight when a run died still completes inside
-        Triton, so first wait until nothing of this model is loading.
+        Triton, so first wait until nothing of this model is loading. ``reload``
+        loads from disk even when the versions are right: Triton re-reads
+        config.pbtxt and swaps in the committed config if it differs.
         """
         replica.wait_settled(model)
         want = [current.active_version] if current else []
-        if replica.ready_versions(model) == want:
+        if replica.ready_versions(model) == want and not (reload and current is not None):
             return False
         if current is None:
             replica.unload(model)
@@ -627,22 +678,27 @@ class Deployer:
         return journal.candidate, journal.signature
 
     def _config(self, journal: Journal) -> ModelConfig:
-        candidate, signature = self._candidate(journal)
-        config = derive_config(journal.model, signature, candidate.version, self.settings.max_batch_size)
-        return replace(config, max_batch_size=journal.max_batch_size)
+        """The candidate's effective config, as materialize composed it (pinned for the run)."""
+        _, signature = self._candidate(journal)
+        if journal.config is None:
+            return cfg.derive_defaults(journal.model, signature, journal.max_batch_size)
+        return cfg.from_dict(journal.config, f"journal of run {journal.run_id}")
 
     @staticmethod
     def _current_from(journal: Journal) -> Current | None:
         return Current.from_dict(journal.previous) if journal.previous else None
 
     def _all_serve(self, model: str, version: int) -> bool:
-        return all(version in r.ready_versions(model) for r in self.replicas)
+        """Every replica serves exactly ``version`` (a replica with extra versions has drifted)."""
+        return all(r.ready_versions(model) == [version] for r in self.replicas)
 
-    def _smoke_inputs(self, journal: Journal, signature: Signature) -> dict[str, Array]:
+    def _smoke_inputs(self, journal: Journal, config: ModelConfig) -> dict[str, Array]:
+        """The model's input example (shaped as clients send it), else a synthesized input."""
         if journal.smoke_input and Path(journal.smoke_input).is_file():
             with np.load(journal.smoke_input, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        return synthesize_inputs(signature, batch=2 if signature.batchable else 1)
+                return cfg.client_shaped(config, {k: data[k] for k in data.files})
+        batch = min(2, config.max_batch_size) if config.max_batch_size > 0 else 1
+        return synthesize_inputs(cfg.client_signature(config), batch=batch)
 
     def _check_inference(
         self,

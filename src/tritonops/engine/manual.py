@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from tritonops.adapters.onnx_artifact import checksums, inspect
-from tritonops.core.config import derive_config
+from tritonops.core import config as cfg
 from tritonops.core.naming import validate_name, validate_run_id
+from tritonops.core.signature import Signature
 from tritonops.core.state import Candidate, Journal, Phase
 from tritonops.core.verdict import interface_changes
+from tritonops.engine import configuration
 from tritonops.engine.deployer import Deployer
 from tritonops.engine.settings import Settings
 from tritonops.errors import ExitCode, InputError, InterfaceChanged, TritonOpsError
@@ -54,8 +57,12 @@ def rollback_to(settings: Settings, model: str, version: int | None, run_id: str
         journal = deployer.snapshot(model, alias, run_id)
         try:
             signature = inspect(vdir)
-            if not settings.allow_interface_change:
-                changes = interface_changes(current.signature, signature)
+            config = _rollback_config(settings, model, signature, vdir, record)
+            serving = configuration.committed_config(current, journal.previous_config)
+            if not settings.allow_interface_change and serving is not None:
+                changes = interface_changes(current.signature, signature) or cfg.interface_changes(
+                    serving, config
+                )
                 if changes:
                     raise InterfaceChanged(
                         f"version {target} has a different interface: {'; '.join(changes)}; "
@@ -74,9 +81,9 @@ def rollback_to(settings: Settings, model: str, version: int | None, run_id: str
                     kind="rollback",
                     candidate=candidate,
                     signature=signature,
-                    max_batch_size=derive_config(
-                        model, signature, target, settings.max_batch_size
-                    ).max_batch_size,
+                    max_batch_size=config.max_batch_size,
+                    config=cfg.to_dict(config),
+                    config_diff=cfg.diff(serving, config),
                     files=checksums(vdir),
                     installed_dir=False,
                 )
@@ -87,6 +94,16 @@ def rollback_to(settings: Settings, model: str, version: int | None, run_id: str
         except (TritonOpsError, OSError) as exc:
             log.error("rollback of model=%s to version=%s failed: %s", model, target, exc)
             return deployer.rollback(deployer.store.load(model, run_id) or journal)
+
+
+def _rollback_config(
+    settings: Settings, model: str, signature: Signature, vdir: Path, record: dict[str, Any]
+) -> cfg.ModelConfig:
+    """The config to return to: the operator's template now in force, if any, over the
+    target's own sources; without a template, exactly the config the target was committed with."""
+    if configuration.template_path(settings, model) is None and record.get("config"):
+        return cfg.from_dict(record["config"], f"history of version {record.get('version')}")
+    return configuration.compose(settings, model, signature, vdir)
 
 
 def recover(settings: Settings, model: str, run_id: str) -> dict[str, Any]:

@@ -35,6 +35,10 @@ class Settings:
     # Headers sent with every Triton request (the restricted-API key). Never logged.
     triton_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    # The operator's Triton config template: one file (--model-config), or a directory of
+    # per-model templates `<model>.pbtxt` (TRITONOPS_MODEL_CONFIG_DIR; a ConfigMap in Kubernetes).
+    model_config: Path | None = None
+    model_config_dir: Path | None = None
     allow_interface_change: bool = False
     gates: GateSettings = field(default_factory=GateSettings)
     actor: str = "unknown"  # who or what runs tritonops, for history and registry tags

@@ -80,6 +80,35 @@ def linear_model(
     return model
 
 
+def classifier_model(seed: int = 1) -> onnx.ModelProto:
+    """What skl2onnx emits for a classifier: ``label`` [N] (INT64, rank 1) and ``probabilities`` [N, 2].
+
+    A batched tensor whose only dim is the batch: Triton needs ``dims: [1]`` with
+    ``reshape { shape: [] }`` for it, and refuses ``dims: []`` at load.
+    """
+    w = numpy_helper.from_array(_weights(seed, N_FEATURES, N_CLASSES), "W")
+    b = numpy_helper.from_array(_weights(seed + 100, 1, N_CLASSES)[0], "B")
+    nodes = [
+        helper.make_node("MatMul", ["features", "W"], ["xw"]),
+        helper.make_node("Add", ["xw", "B"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        helper.make_node("ArgMax", ["logits"], ["label"], axis=1, keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        f"classifier_{seed}",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", N_FEATURES])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", N_CLASSES]),
+        ],
+        initializer=[w, b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
 def reference_output(model: onnx.ModelProto, features: Array) -> Array:
     """What the model should answer, computed with onnxruntime in this process."""
     import onnxruntime as ort

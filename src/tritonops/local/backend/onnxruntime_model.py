@@ -81,6 +81,9 @@ class TritonPythonModel:
                     f"{tensor['data_type']} does not match model datatype {expected_type}"
                 )
             dims = [int(d) for d in tensor.get("dims", [])]
+            # With `reshape`, clients use `dims` and the model sees `reshape.shape`.
+            reshape = tensor.get("reshape")
+            model_side = [int(d) for d in reshape.get("shape", [])] if reshape is not None else dims
             model_dims = _model_dims(node.shape)
             if self.batching:
                 if not model_dims or model_dims[0] != -1:
@@ -89,12 +92,13 @@ class TritonPythonModel:
                         f"'{name}' has no dynamic batch dimension (model dims {model_dims})"
                     )
                 model_dims = model_dims[1:]
-            if not _compatible(dims, model_dims):
+            if not _compatible(model_side, model_dims):
                 raise pb_utils.TritonModelException(
-                    f"unable to load model '{self.name}': {kind} '{name}' dims {dims} "
+                    f"unable to load model '{self.name}': {kind} '{name}' "
+                    f"{'reshape' if reshape is not None else 'dims'} {model_side} "
                     f"do not match model dims {model_dims}"
                 )
-            specs[name] = (tensor["data_type"], dims)
+            specs[name] = (tensor["data_type"], dims, model_side if reshape is not None else None)
         return specs
 
     def _expected(self, dims, batch):
@@ -112,21 +116,28 @@ class TritonPythonModel:
     def _run(self, request):
         feed = {}
         batch = None
-        for name, (_dtype, dims) in self.inputs.items():
+        for name, (_dtype, dims, reshape) in self.inputs.items():
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is None:
                 raise ValueError(f"input '{name}' is missing")
             array = tensor.as_numpy()
             batch = array.shape[0] if self.batching and array.ndim else batch
+            if reshape is not None and _fits(self._expected(reshape, batch), list(array.shape)):
+                feed[name] = array  # Triton already applied the reshape
+                continue
             if not _fits(self._expected(dims, batch), list(array.shape)):
                 raise ValueError(f"input '{name}' shape {list(array.shape)} does not match {dims}")
+            if reshape is not None:
+                array = array.reshape([batch] + reshape if self.batching else reshape)
             feed[name] = array
         names = list(self.outputs)
         results = self.session.run(names, feed)
         tensors = []
         for name, value in zip(names, results):
-            dtype, dims = self.outputs[name]
+            dtype, dims, reshape = self.outputs[name]
             value = np.asarray(value)
+            if reshape is not None and _fits(self._expected(reshape, batch), list(value.shape)):
+                value = value.reshape(self._expected(dims, batch))  # clients get `dims`
             expected_np = pb_utils.triton_string_to_numpy(dtype)
             if dtype != "TYPE_STRING" and value.dtype != np.dtype(expected_np):
                 raise ValueError(f"output '{name}' datatype {value.dtype} does not match config {dtype}")
