@@ -102,6 +102,30 @@ class Registry:
             client.set_registered_model_alias(name, alias, str(mv.version))
         return int(mv.version)
 
+    def register_triton_dir(
+        self, name: str, model_bytes: bytes, config_pbtxt: str, alias: str = "champion"
+    ) -> int:
+        """NVIDIA plugin layout: a Triton model directory (``config.pbtxt`` + ``1/model.onnx``)
+        logged as run artefacts and registered from ``runs:/<run>/triton``."""
+        import tempfile
+
+        import mlflow
+        from mlflow import MlflowClient
+
+        self._setup()
+        client = MlflowClient()
+        if not client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.create_registered_model(name)
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
+            d = Path(tmp) / "triton"
+            (d / "1").mkdir(parents=True)
+            (d / "1" / "model.onnx").write_bytes(model_bytes)
+            (d / "config.pbtxt").write_text(config_pbtxt)
+            mlflow.log_artifacts(str(d), "triton")
+            mv = client.create_model_version(name, f"runs:/{run.info.run_id}/triton", run_id=run.info.run_id)
+        client.set_registered_model_alias(name, alias, str(mv.version))
+        return int(mv.version)
+
     def set_alias(self, name: str, alias: str, version: int) -> None:
         from mlflow import MlflowClient
 

@@ -131,8 +131,22 @@ class TritonReplica:
                 timeout=self.timeouts.load_s,
             )
         except InferenceServerException as exc:
-            raise LoadFailed(f"Triton at {self.url} failed to load {model}: {_first_line(exc)}") from exc
+            reason = _first_line(exc)
+            hint = ""
+            if "KIND_GPU" in reason and "no GPUs are available" in reason:
+                hint = (
+                    " -- this replica has no GPU: give CPU replicas a template without KIND_GPU "
+                    "(e.g. a per-environment TRITONOPS_MODEL_CONFIG_DIR)"
+                )
+            raise LoadFailed(f"Triton at {self.url} failed to load {model}: {reason}{hint}") from exc
         log.info("loaded model=%s replica=%s in %.2fs", model, self.url, time.monotonic() - started)
+
+    def model_config(self, model: str) -> dict[str, Any]:
+        """The configuration Triton runs ``model`` with (``GET /v2/models/<model>/config``)."""
+        config = self._call(
+            f"the config of {model}", lambda c: c.get_model_config(model, headers=self._headers)
+        )
+        return dict(config)
 
     def index(self, model: str) -> list[dict[str, Any]]:
         """Every entry Triton's repository index has for ``model`` (all versions, all states)."""
