@@ -5,9 +5,13 @@ whenever there is data) and a *condition* on it. The end-to-end test queries
 every measure against a real Prometheus and asserts it returns data for the
 model, so an alert can never silently watch a metric that does not exist.
 
-Scrape jobs assumed: ``job="triton"`` for every Triton replica's metrics port,
+Scrape jobs: ``job="triton"`` for every Triton replica's metrics port,
 ``job="pushgateway"`` for the Pushgateway with ``honor_labels: true`` (so the
-pushed ``job="tritonops"`` and ``model`` labels survive).
+pushed ``job="tritonops"`` and ``model`` labels survive). prometheus-operator
+produces these names from the PodMonitor/ServiceMonitor ``jobLabel`` in
+``k8s/base/monitoring.yaml`` (tests/monitoring/test_scrape_jobs.py derives them
+the way the operator does); the ``absent()`` alerts fire when either job's
+targets vanish, which is also what a renamed job looks like.
 """
 
 from __future__ import annotations
@@ -47,12 +51,20 @@ class Alert:
     description: str
     for_: str = "0s"
     extra_measures: tuple[str, ...] = field(default_factory=tuple)  # joined with `and`
+    # Fires when the measure returns nothing at all (its series are gone); condition unused.
+    absent: bool = False
 
     @property
     def expr(self) -> str:
+        if self.absent:
+            return f"absent({self.measure})"
         parts = [f"({self.measure}) {self.condition}"]
         parts += [f"({m})" for m in self.extra_measures]
         return "\n  and\n".join(parts)
+
+    def __post_init__(self) -> None:
+        if self.absent == bool(self.condition):
+            raise ValueError(f"{self.name}: give a condition, or absent=True, not both")
 
     def rule(self) -> dict[str, Any]:
         return {
@@ -188,6 +200,38 @@ ALERTS: list[Alert] = [
         description=(
             "Prometheus cannot scrape the Pushgateway; deploys still run, but their outcomes and "
             "rollbacks do not reach dashboards or alerts. Check the pushgateway pod and its PVC."
+        ),
+    ),
+    Alert(
+        name="TritonMetricsAbsent",
+        measure=f"up{{{TRITON}}}",
+        condition="",
+        absent=True,
+        for_="10m",
+        severity="critical",
+        summary="No Triton replica is being scraped: serving alerts and dashboards are blind",
+        description=(
+            'Prometheus has had no target with job="triton" for 10 minutes, so the latency, '
+            "error-budget and committed-version alerts cannot fire. Either every Triton pod is gone "
+            "(`kubectl get pods -l app.kubernetes.io/name=triton`), or the PodMonitor no longer "
+            "selects them or names the job differently (its jobLabel, the pods' "
+            "app.kubernetes.io/name label, the Prometheus release label): check Status > Targets."
+        ),
+    ),
+    Alert(
+        name="TritonopsPushgatewayAbsent",
+        measure='up{job="pushgateway"}',
+        condition="",
+        absent=True,
+        for_="10m",
+        severity="warning",
+        summary="The Pushgateway is not being scraped: deploy metrics are not being recorded",
+        description=(
+            'Prometheus has had no target with job="pushgateway" for 10 minutes, so deploy outcomes '
+            "and rollbacks reach no dashboard or alert. Either the pushgateway Service or pod is "
+            "gone, or the ServiceMonitor no longer selects it or names the job differently (its "
+            "jobLabel, the Service's app.kubernetes.io/name label, the Prometheus release label): "
+            "check Status > Targets."
         ),
     ),
 ]

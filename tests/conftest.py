@@ -85,11 +85,16 @@ def prometheus(
     triton_process: Process, pushgateway: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A real Prometheus (Debian package) scraping the session's Triton and Pushgateway,
-    evaluating monitoring/rules.yaml every second."""
+    evaluating monitoring/rules.yaml every second.
+
+    The scrape jobs are named as prometheus-operator names them from the committed
+    PodMonitor/ServiceMonitor (tests/k8s/prometheus_operator.py), not by hand: rules that
+    select a job the operator would not produce see no data here either."""
     import shutil
 
     import yaml
 
+    from tests.k8s import manifests, prometheus_operator
     from tritonops.local.processes import free_port, http_ok, wait_for
 
     binary = shutil.which("prometheus")
@@ -97,17 +102,21 @@ def prometheus(
     assert triton_process.metrics_url
     root = tmp_path_factory.mktemp("prometheus")
     rules = Path(__file__).resolve().parents[1] / "monitoring" / "rules.yaml"
+    cluster = manifests.build("prod")
+    triton = prometheus_operator.job_for(cluster, "Deployment/triton")
+    gateway = prometheus_operator.job_for(cluster, "Service/pushgateway")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(rules)],
         "scrape_configs": [
             {
-                "job_name": "triton",
+                "job_name": triton.job,
+                "honor_labels": triton.honor_labels,
                 "static_configs": [{"targets": [triton_process.metrics_url.split("/")[2]]}],
             },
             {
-                "job_name": "pushgateway",
-                "honor_labels": True,
+                "job_name": gateway.job,
+                "honor_labels": gateway.honor_labels,
                 "static_configs": [{"targets": [pushgateway.split("/")[2]]}],
             },
         ],

@@ -7,6 +7,18 @@ shared RWX PVC; the steps hand over through the run's journal on that volume
 (``--run-id {{workflow.name}}``). The ``onExit`` handler rolls back when the
 workflow did not succeed and then always pushes metrics.
 
+What the real engines enforce, and this file respects (tests/workflows/argo_rules.py and
+tests/k8s check each one):
+
+* Argo accepts ``activeDeadlineSeconds`` (and, in older releases, ``retryStrategy``) only on
+  leaf templates: every deadline here is on a container template, none on the DAG or the
+  exit handler's steps.
+* A retried step's ``backoff.maxDuration`` is also the deadline Argo gives each attempt's pod,
+  so it is never shorter than the step's own deadline; the workflow deadline is at least every
+  step's budget added up.
+* The namespace enforces Pod Security ``restricted``, and Argo adds its own ``init`` and
+  ``wait`` containers to every pod without a securityContext: ``podSpecPatch`` gives them one.
+
 Regenerate the committed YAML with ``make k8s-generate``; a test fails when the
 YAML under ``k8s/`` and this file drift apart.
 """
@@ -14,6 +26,7 @@ YAML under ``k8s/`` and this file drift apart.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -21,12 +34,17 @@ from hera.workflows import DAG, Container, Parameter, Steps, WorkflowTemplate
 from hera.workflows import models as m
 
 NAME = "tritonops-deploy"
-IMAGE = "ghcr.io/tritonops/tritonops:0.1.0"
+# What `make image` builds. Overlays set the real name and tag with kustomize `images:`
+# (k8s/base/kustomizeconfig.yaml lets that transformer reach into the WorkflowTemplate).
+IMAGE = "localhost/tritonops:dev"
 SERVICE_ACCOUNT = "tritonops-deploy"
 PVC = "tritonops-volume"
 MOUNT = "/pvc"
 CONFIG_MAP = "tritonops-config"
 SECRET = "tritonops-secrets"
+# Per-model Triton config templates (<model>.pbtxt), generated per overlay by kustomize.
+MODEL_CONFIG_MAP = "tritonops-model-config"
+MODEL_CONFIG_DIR = "/etc/tritonops/model-config"
 UID = 10001
 
 # Exit code a step uses for "a dependency did not answer; retrying is safe" (EX_TEMPFAIL).
@@ -36,17 +54,79 @@ MODEL = "{{workflow.parameters.model}}"
 ALIAS = "{{workflow.parameters.alias}}"
 RUN_ID = "{{workflow.name}}"
 
-# (task name, extra CLI args, retried?, deadline seconds). Only steps that are safe to
-# repeat are retried, and only on TEMPFAIL: a download, a readiness wait, an inference.
-# Load and commit change what replicas hold and are never retried blindly.
-DEPLOY_STEPS: list[tuple[str, list[str], bool, int]] = [
-    ("snapshot", ["--alias", ALIAS], False, 120),
-    ("materialize", [], True, 3600),
-    ("load", [], False, 1800),
-    ("ready", [], True, 600),
-    ("smoke", [], True, 600),
-    ("commit", [], False, 900),
+
+@dataclass(frozen=True)
+class Step:
+    """One container template: its CLI arguments, deadline per attempt and retries.
+
+    Only steps that are safe to repeat are retried, and only on TEMPFAIL: a download, a
+    readiness wait, an inference. Load and commit change what replicas hold and are never
+    retried blindly.
+    """
+
+    name: str
+    args: list[str]
+    deadline: int  # seconds, per attempt (the pod's activeDeadlineSeconds)
+    retries: int = 0
+
+    @property
+    def budget(self) -> int:
+        """Seconds this step may take in all, retries included.
+
+        Argo stops retrying once ``backoff.maxDuration`` has passed since the first attempt
+        started, and also hands that moment to every attempt's pod as its deadline: a
+        maxDuration shorter than one attempt kills a slow but healthy first attempt. Twice the
+        deadline lets a full-length attempt fail and still be retried.
+        """
+        return self.deadline * 2 if self.retries else self.deadline
+
+
+def _step_args(step: str, extra: list[str] | None = None) -> list[str]:
+    return ["step", step, "--model", MODEL, "--run-id", RUN_ID, *(extra or [])]
+
+
+RECOVER = Step("recover", ["recover", "--model", MODEL], 900)
+DEPLOY_STEPS: list[Step] = [
+    Step("snapshot", _step_args("snapshot", ["--alias", ALIAS]), 120),
+    Step("materialize", _step_args("materialize"), 3600, retries=3),
+    Step("load", _step_args("load"), 1800),
+    Step("ready", _step_args("ready"), 600, retries=3),
+    Step("smoke", _step_args("smoke"), 600, retries=3),
+    Step("commit", _step_args("commit"), 900),
 ]
+EXIT_STEPS: list[Step] = [
+    Step("rollback", _step_args("rollback"), 900),
+    Step("report", _step_args("report"), 120),
+]
+# Every step's budget added up, the exit handler's included. (Argo does not apply the workflow
+# deadline to exit-handler pods; counting them keeps this an honest bound on a whole run.)
+WORKFLOW_DEADLINE = sum(step.budget for step in [RECOVER, *DEPLOY_STEPS, *EXIT_STEPS])
+
+
+def _executor_security() -> dict[str, object]:
+    """For Argo's own ``init`` and ``wait`` containers (its executor).
+
+    Argo adds them to every pod with no securityContext on a default install, and the
+    restricted Pod Security level refuses such a pod. ``POD_SPEC_PATCH`` (merged by Argo into
+    every pod of this workflow: strategic merge, by container name) gives them this one, without
+    touching the cluster-wide workflow-controller ConfigMap. runAsUser and the seccomp profile
+    are also inherited from the pod's securityContext; readOnlyRootFilesystem is left to Argo.
+    """
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+POD_SPEC_PATCH = yaml.safe_dump(
+    {
+        "initContainers": [{"name": "init", "securityContext": _executor_security()}],
+        "containers": [{"name": "wait", "securityContext": _executor_security()}],
+    },
+    sort_keys=False,
+)
 
 
 def _env() -> list[m.EnvVar]:
@@ -65,6 +145,7 @@ def _env() -> list[m.EnvVar]:
         m.EnvVar(name="XDG_CACHE_HOME", value="/tmp/.cache"),
         m.EnvVar(name="TRITONOPS_REPO", value=f"{MOUNT}/models"),
         m.EnvVar(name="TRITONOPS_STATE_DIR", value=f"{MOUNT}/state"),
+        m.EnvVar(name="TRITONOPS_MODEL_CONFIG_DIR", value=MODEL_CONFIG_DIR),
         # Recorded in history and in the registry's tags as who deployed.
         m.EnvVar(name="TRITONOPS_ACTOR", value="argo/{{workflow.name}}"),
     ] + [
@@ -79,7 +160,8 @@ def _env() -> list[m.EnvVar]:
 
 
 def _env_from() -> list[m.EnvFromSource]:
-    # TRITONOPS_TRITON_URL, TRITONOPS_PUSHGATEWAY, MLFLOW_TRACKING_URI live in a ConfigMap.
+    # Addresses (TRITONOPS_TRITON_URL, TRITONOPS_PUSHGATEWAY, MLFLOW_TRACKING_URI) and the
+    # gate settings (TRITONOPS_PARITY_*, TRITONOPS_LATENCY_*) live in a ConfigMap.
     return [m.EnvFromSource(config_map_ref=m.ConfigMapEnvSource(name=CONFIG_MAP))]
 
 
@@ -95,40 +177,37 @@ def _security() -> m.SecurityContext:
     )
 
 
-def _container(name: str, args: list[str], deadline: int, retried: bool) -> Container:
+def _container(step: Step) -> Container:
     return Container(
-        name=name,
+        name=step.name,
         image=IMAGE,
         image_pull_policy="IfNotPresent",
         command=["tritonops"],
-        args=args,
+        args=step.args,
         env=_env(),
         env_from=_env_from(),
         security_context=_security(),
         volume_mounts=[
             m.VolumeMount(name="volume", mount_path=MOUNT),
             m.VolumeMount(name="scratch", mount_path="/tmp"),
+            m.VolumeMount(name="model-config", mount_path=MODEL_CONFIG_DIR, read_only=True),
         ],
         resources=m.ResourceRequirements(
             requests={"cpu": "100m", "memory": "256Mi"},
             limits={"memory": "2Gi"},
         ),
-        active_deadline_seconds=deadline,
+        active_deadline_seconds=step.deadline,
         retry_strategy=(
             m.RetryStrategy(
-                limit="3",
+                limit=str(step.retries),
                 retry_policy="OnFailure",
                 expression=f"asInt(lastRetry.exitCode) == {TEMPFAIL}",
-                backoff=m.Backoff(duration="10s", factor="2", max_duration="5m"),
+                backoff=m.Backoff(duration="10s", factor="2", max_duration=f"{step.budget}s"),
             )
-            if retried
+            if step.retries
             else None
         ),
     )
-
-
-def _step_args(step: str, extra: list[str] | None = None) -> list[str]:
-    return ["step", step, "--model", MODEL, "--run-id", RUN_ID, *(extra or [])]
 
 
 def build() -> WorkflowTemplate:
@@ -151,7 +230,8 @@ def build() -> WorkflowTemplate:
         ],
         # One deploy per model at a time across the cluster (tritonops also locks on the volume).
         synchronization=m.Synchronization(mutexes=[m.Mutex(name=f"tritonops-{MODEL}")]),
-        active_deadline_seconds=7200,
+        active_deadline_seconds=WORKFLOW_DEADLINE,
+        pod_spec_patch=POD_SPEC_PATCH,
         pod_gc=m.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m"),
         ttl_strategy=m.TTLStrategy(seconds_after_success=86400, seconds_after_failure=604800),
         security_context=m.PodSecurityContext(
@@ -159,6 +239,8 @@ def build() -> WorkflowTemplate:
             run_as_user=UID,
             run_as_group=UID,
             fs_group=UID,
+            # The volume's root already has this group: never chown the whole NFS tree per pod.
+            fs_group_change_policy="OnRootMismatch",
             seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
         ),
         automount_service_account_token=True,  # Argo's executor reports results through the API
@@ -167,25 +249,23 @@ def build() -> WorkflowTemplate:
                 name="volume", persistent_volume_claim=m.PersistentVolumeClaimVolumeSource(claim_name=PVC)
             ),
             m.Volume(name="scratch", empty_dir=m.EmptyDirVolumeSource(size_limit="4Gi")),
+            m.Volume(name="model-config", config_map=m.ConfigMapVolumeSource(name=MODEL_CONFIG_MAP)),
         ],
     ) as wt:
-        recover = _container("recover", ["recover", "--model", MODEL], 900, False)
-        steps = {
-            name: _container(name, _step_args(name, extra), deadline, retried)
-            for name, extra, retried, deadline in DEPLOY_STEPS
-        }
-        rollback = _container("rollback", _step_args("rollback"), 900, False)
-        report = _container("report", _step_args("report"), 120, False)
+        recover = _container(RECOVER)
+        steps = {step.name: _container(step) for step in DEPLOY_STEPS}
+        rollback, report = (_container(step) for step in EXIT_STEPS)
 
         with DAG(name="deploy"):
             previous = recover(name="recover")
-            for name, *_ in DEPLOY_STEPS:
-                task = steps[name](name=name)
+            for step in DEPLOY_STEPS:
+                task = steps[step.name](name=step.name)
                 previous >> task
                 previous = task
 
-        # Exit handlers ignore the workflow deadline: give this one its own.
-        with Steps(name="exit-handler", active_deadline_seconds=1200):
+        # No deadline here: Argo refuses activeDeadlineSeconds on a steps template (only leaf
+        # templates may have one); rollback and report carry their own.
+        with Steps(name="exit-handler"):
             rollback(
                 name="rollback",
                 when="{{workflow.status}} != Succeeded",

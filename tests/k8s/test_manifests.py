@@ -1,43 +1,40 @@
 """Kubernetes manifests: every overlay builds, core resources validate against Kubernetes
-schemas (unknown fields rejected), and every pod runs with least privilege."""
+schemas (unknown fields rejected), every pod runs with least privilege, and what a real cluster
+would do with them (ArgoCD pruning, kubelet's chown, rollouts on full GPU nodes, DNS in another
+namespace, a fresh volume) does not hurt."""
 
 from __future__ import annotations
 
-import shutil
+import math
+import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.k8s.manifests import K8S, OVERLAYS, ROOT, build, by_kind, kustomization, kustomize, one
+from tests.k8s.manifests import selector_matches as matches
 from tests.workflows import argo_local
+from workflows import deploy_template
 
-ROOT = Path(__file__).resolve().parents[2]
-OVERLAYS = ["dev", "prod"]
 K8S_VERSION = "1.30"
 CORE_KINDS = {
     "Namespace", "PersistentVolumeClaim", "ServiceAccount", "Role", "RoleBinding",
-    "ConfigMap", "Deployment", "Service",
+    "ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
 }  # fmt: skip
-
-
-def build(overlay: str) -> list[dict]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is required to build the kustomize overlays"
-    out = subprocess.run(
-        [kubectl, "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
+SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
-def resources(request: pytest.FixtureRequest) -> list[dict]:
-    return build(request.param)
+def overlay(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
-def by_kind(resources: list[dict], kind: str) -> list[dict]:
-    return [r for r in resources if r["kind"] == kind]
+@pytest.fixture(scope="module")
+def resources(overlay: str) -> list[dict]:
+    return build(overlay)
 
 
 def test_core_resources_validate_strictly(resources: list[dict]) -> None:
@@ -60,12 +57,45 @@ def test_schema_validation_catches_a_typo() -> None:
         kubernetes_validate.validate(svc, K8S_VERSION, strict=True)
 
 
-def test_workflowtemplate_survives_the_overlay(resources: list[dict]) -> None:
+# --- image: what `make image` builds, renamed by each overlay's `images:` --------------------
+
+
+def _images_entry(overlay: str) -> dict[str, str]:
+    entries = kustomization(overlay).get("images") or []
+    base_name = deploy_template.IMAGE.rsplit(":", 1)[0]
+    mine = [e for e in entries if e["name"] == base_name]
+    # kustomize silently ignores an entry whose name matches no image: that is the failure mode.
+    assert len(mine) == 1, f"overlays/{overlay}: no `images:` entry named {base_name!r} (got {entries})"
+    return mine[0]
+
+
+def test_workflowtemplate_survives_the_overlay(overlay: str, resources: list[dict]) -> None:
     [wt] = by_kind(resources, "WorkflowTemplate")
     argo_local.strict_parse(wt)
-    assert wt["metadata"]["namespace"] == "tritonops"
+    [ns] = by_kind(resources, "Namespace")
+    assert wt["metadata"]["namespace"] == ns["metadata"]["name"]
+    entry = _images_entry(overlay)
+    name, tag = deploy_template.IMAGE.rsplit(":", 1)
+    expected = f"{entry.get('newName', name)}:{entry.get('newTag', tag)}"
     images = {t["container"]["image"] for t in wt["spec"]["templates"] if "container" in t}
-    assert images == {"ghcr.io/tritonops/tritonops:0.1.0"}
+    assert images == {expected}
+
+
+def test_image_is_what_make_image_builds() -> None:
+    """The base image is the tag `make image` produces (scripts/build-image.sh's default, named in
+    the Dockerfile's header), so a local cluster runs what was just built; overlays rename it."""
+    script = (ROOT / "scripts" / "build-image.sh").read_text()
+    built = re.search(r"^IMAGE=\$\{IMAGE:-([^}]+)\}", script, re.M)
+    assert built, "scripts/build-image.sh no longer says which tag it builds"
+    assert built.group(1) == deploy_template.IMAGE
+    header = "".join(
+        line for line in (ROOT / "Dockerfile").read_text().splitlines(True) if line.startswith("#")
+    )
+    assert deploy_template.IMAGE in header, "the Dockerfile's header names another tag"
+    assert "images:" in header, "the Dockerfile's header no longer says overlays set the image"
+
+
+# --- least privilege -----------------------------------------------------------------------
 
 
 def _pods(resources: list[dict]) -> list[dict]:
@@ -77,7 +107,7 @@ def test_pods_run_with_least_privilege(resources: list[dict]) -> None:
         assert pod["automountServiceAccountToken"] is False
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-        for c in pod["containers"]:
+        for c in pod["containers"] + pod.get("initContainers", []):
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
             assert sc["capabilities"]["drop"] == ["ALL"]
@@ -90,8 +120,15 @@ def test_pods_run_with_least_privilege(resources: list[dict]) -> None:
     assert not by_kind(resources, "ClusterRole") and not by_kind(resources, "ClusterRoleBinding")
 
 
+# --- Triton --------------------------------------------------------------------------------
+
+
+def _triton(resources: list[dict]) -> dict:
+    return one(resources, "Deployment", "triton")
+
+
 def test_triton_is_explicit_and_reachable_per_replica(resources: list[dict]) -> None:
-    [triton] = [d for d in by_kind(resources, "Deployment") if d["metadata"]["name"] == "triton"]
+    triton = _triton(resources)
     script = triton["spec"]["template"]["spec"]["containers"][0]["args"][0]
     for flag in (
         "--model-control-mode=explicit",
@@ -102,47 +139,254 @@ def test_triton_is_explicit_and_reachable_per_replica(resources: list[dict]) -> 
         assert flag in script
     mount = triton["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]
     assert mount == {"name": "volume", "mountPath": "/pvc", "readOnly": True}
-    headless = [s for s in by_kind(resources, "Service") if s["metadata"]["name"] == "triton-headless"]
-    assert headless and headless[0]["spec"]["clusterIP"] == "None"
-    [config] = [c for c in by_kind(resources, "ConfigMap") if c["metadata"]["name"] == "tritonops-config"]
-    assert config["data"]["TRITONOPS_TRITON_URL"].startswith("dns+http://triton-headless.")
-    [pvc] = [
-        p for p in by_kind(resources, "PersistentVolumeClaim") if p["metadata"]["name"] == "tritonops-volume"
-    ]
+    headless = one(resources, "Service", "triton-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    config = one(resources, "ConfigMap", "tritonops-config")
+    assert config["data"]["TRITONOPS_TRITON_URL"].startswith("dns+http://triton-headless:")
+    pvc = one(resources, "PersistentVolumeClaim", "tritonops-volume")
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
-def test_triton_start_script_loads_only_committed_models(tmp_path: Path) -> None:
-    """Run the Deployment's shell script with a stub `tritonserver` that prints its argv."""
-    [triton] = [d for d in by_kind(build("dev"), "Deployment") if d["metadata"]["name"] == "triton"]
-    script = triton["spec"]["template"]["spec"]["containers"][0]["args"][0]
-    pvc = tmp_path / "pvc" / "models"
-    for model, committed in (("fraud", True), ("churn", True), ("half-done", False)):
-        (pvc / model).mkdir(parents=True)
-        if committed:
-            (pvc / model / "current.json").write_text("{}")
+def _run_script(script: str, tmp_path: Path, env: dict[str, str] | None = None) -> list[str]:
     bindir = tmp_path / "bin"
-    bindir.mkdir()
+    bindir.mkdir(exist_ok=True)
     stub = bindir / "tritonserver"
     stub.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
     stub.chmod(0o755)
     out = subprocess.run(
         ["/bin/sh", "-c", script.replace("/pvc/", f"{tmp_path}/pvc/")],
-        env={"PATH": f"{bindir}:/usr/bin:/bin"}, capture_output=True, text=True, check=True,
+        env={"PATH": f"{bindir}:/usr/bin:/bin", **(env or {})}, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    args = out.stdout.split()
+    return out.stdout.split()
+
+
+def test_triton_start_script_loads_only_committed_models(tmp_path: Path) -> None:
+    """Run the Deployment's shell script with a stub `tritonserver` that prints its argv."""
+    script = _triton(build("dev"))["spec"]["template"]["spec"]["containers"][0]["args"][0]
+    pvc = tmp_path / "pvc" / "models"
+    for model, committed in (("fraud", True), ("churn", True), ("half-done", False)):
+        (pvc / model).mkdir(parents=True)
+        if committed:
+            (pvc / model / "current.json").write_text("{}")
+    args = _run_script(script, tmp_path)
     assert [a for a in args if a.startswith("--load-model")] == ["--load-model=churn", "--load-model=fraud"]
     assert not [a for a in args if "restricted" in a]  # no key in the Secret: API open
-    locked = subprocess.run(
-        ["/bin/sh", "-c", script.replace("/pvc/", f"{tmp_path}/pvc/")],
-        env={"PATH": f"{bindir}:/usr/bin:/bin", "TRITON_API_KEY": "k3y"}, capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+    locked = _run_script(script, tmp_path, {"TRITON_API_KEY": "k3y"})
     assert "--http-restricted-api=model-repository:triton-api-key=k3y" in locked
     assert "--grpc-restricted-protocol=model-repository:triton-api-key=k3y" in locked
 
 
+def test_a_fresh_volume_is_laid_out_before_triton_starts(resources: list[dict], tmp_path: Path) -> None:
+    """Triton mounts the volume read-only and needs models/ to exist; the steps need state/.
+    An init container creates both, as the user the workflow steps write as."""
+    pod = _triton(resources)["spec"]["template"]["spec"]
+    inits = pod.get("initContainers", [])
+    assert len(inits) == 1, "nothing creates models/ and state/ on a fresh volume"
+    [init] = inits
+    mounts = {m["mountPath"]: m for m in init["volumeMounts"]}
+    assert mounts["/pvc"]["name"] == "volume" and not mounts["/pvc"].get("readOnly")
+    volume = {v["name"]: v for v in pod["volumes"]}["volume"]
+    assert not volume["persistentVolumeClaim"].get("readOnly"), "a read-only volume is read-only for all"
+    user = init["securityContext"].get("runAsUser", pod["securityContext"].get("runAsUser"))
+    assert user == deploy_template.UID, "the workflow steps (uid 10001) must be able to write the dirs"
+    # Run its command on an empty directory standing in for the fresh volume.
+    (tmp_path / "pvc").mkdir()
+    command = [a.replace("/pvc/", f"{tmp_path}/pvc/") for a in init["command"] + init.get("args", [])]
+    subprocess.run(command, check=True, env={"PATH": "/usr/bin:/bin"}, timeout=30)
+    assert (tmp_path / "pvc" / "models").is_dir() and (tmp_path / "pvc" / "state").is_dir()
+    # The workflow's paths are the ones created.
+    [wt] = by_kind(resources, "WorkflowTemplate")
+    env = {e["name"]: e.get("value") for e in wt["spec"]["templates"][0]["container"]["env"]}
+    assert env["TRITONOPS_REPO"] == "/pvc/models" and env["TRITONOPS_STATE_DIR"] == "/pvc/state"
+    # Running it twice (every pod start) is harmless.
+    subprocess.run(command, check=True, env={"PATH": "/usr/bin:/bin"}, timeout=30)
+
+
+def test_triton_home_is_writable(resources: list[dict]) -> None:
+    pod = _triton(resources)["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    home = {e["name"]: e.get("value") for e in c["env"]}.get("HOME")
+    assert home, "HOME unset: Triton and its backends would write under the read-only root's /root"
+    empty_dirs = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
+    writable = [
+        m for m in c["volumeMounts"]
+        if m["name"] in empty_dirs and not m.get("readOnly") and (home + "/").startswith(m["mountPath"].rstrip("/") + "/")
+    ]  # fmt: skip
+    assert writable, f"HOME={home} is not on a writable emptyDir"
+
+
+def test_triton_survives_drains_and_node_failures(resources: list[dict]) -> None:
+    triton = _triton(resources)
+    labels = triton["spec"]["template"]["metadata"]["labels"]
+    pdbs = [p for p in by_kind(resources, "PodDisruptionBudget") if matches(p["spec"]["selector"], labels)]
+    assert len(pdbs) == 1, f"{len(pdbs)} PodDisruptionBudgets select the Triton pods"
+    [pdb] = pdbs
+    replicas = triton["spec"]["replicas"]
+    spec = pdb["spec"]
+    allowed = spec["maxUnavailable"] if "maxUnavailable" in spec else replicas - spec["minAvailable"]
+    assert allowed >= 1, "a PDB that allows no disruption blocks every node drain"
+    if replicas > 1:
+        assert replicas - allowed >= 1, "a drain may take every replica"
+    terms = triton["spec"]["template"]["spec"].get("affinity", {}).get("podAntiAffinity", {})
+    selectors = [
+        t["podAffinityTerm"] for t in terms.get("preferredDuringSchedulingIgnoredDuringExecution", [])
+    ]
+    selectors += terms.get("requiredDuringSchedulingIgnoredDuringExecution", [])
+    spread = [t for t in selectors if t["topologyKey"] == "kubernetes.io/hostname"]
+    assert spread and all(matches(t["labelSelector"], labels) for t in spread), (
+        "anti-affinity selects no Triton pod"
+    )
+
+
+def _int_or_percent(value: int | str, replicas: int, round_up: bool) -> int:
+    if isinstance(value, int):
+        return value
+    fraction = int(value.rstrip("%")) * replicas / 100
+    return math.ceil(fraction) if round_up else math.floor(fraction)
+
+
+def test_triton_rollout_never_needs_a_spare_gpu(resources: list[dict]) -> None:
+    """A surge pod needs one more GPU than the replicas hold; with every GPU taken it stays
+    Pending and the rollout stalls. The rollout must replace pods in place."""
+    triton = _triton(resources)
+    replicas = triton["spec"]["replicas"]
+    rolling = triton["spec"]["strategy"].get("rollingUpdate", {})
+    assert triton["spec"]["strategy"]["type"] == "RollingUpdate"
+    # Kubernetes' defaults are 25% / 25%; surge rounds up, unavailable rounds down.
+    surge = _int_or_percent(rolling.get("maxSurge", "25%"), replicas, round_up=True)
+    unavailable = _int_or_percent(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
+    assert surge == 0, f"maxSurge resolves to {surge} extra pod(s) at {replicas} replicas"
+    assert unavailable >= 1, "with no surge and no unavailability a rollout cannot progress"
+
+
+# --- the shared volume: one group, no recursive chown ----------------------------------------
+
+
+def _volume_pods(resources: list[dict]) -> list[tuple[str, dict, set[str]]]:
+    """(what, pod securityContext, claims) for every pod template that mounts a PVC."""
+    out = []
+    for d in by_kind(resources, "Deployment"):
+        pod = d["spec"]["template"]["spec"]
+        claims = {
+            v["persistentVolumeClaim"]["claimName"]
+            for v in pod.get("volumes", [])
+            if "persistentVolumeClaim" in v
+        }
+        out.append((f"Deployment/{d['metadata']['name']}", pod.get("securityContext", {}), claims))
+    [wt] = by_kind(resources, "WorkflowTemplate")
+    claims = {
+        v["persistentVolumeClaim"]["claimName"] for v in wt["spec"]["volumes"] if "persistentVolumeClaim" in v
+    }
+    out.append(("WorkflowTemplate", wt["spec"]["securityContext"], claims))
+    return [(what, sc, claims) for what, sc, claims in out if claims]
+
+
+def test_no_pod_start_chowns_the_whole_volume(resources: list[dict]) -> None:
+    """kubelet applies fsGroup by chowning the volume recursively at every pod start unless
+    fsGroupChangePolicy is OnRootMismatch — and even then when two pods disagree on the group."""
+    groups: dict[str, set[int]] = {}
+    for what, sc, claims in _volume_pods(resources):
+        assert sc.get("fsGroupChangePolicy") == "OnRootMismatch", what
+        for claim in claims:
+            groups.setdefault(claim, set()).add(sc["fsGroup"])
+    assert groups["tritonops-volume"] == {deploy_template.UID}, groups
+
+
+# --- ArgoCD never deletes the state -----------------------------------------------------------
+
+
+def _sync_options(obj: dict) -> set[str]:
+    """As ArgoCD reads the annotation: comma-separated, whitespace trimmed."""
+    value = (obj["metadata"].get("annotations") or {}).get(SYNC_OPTIONS, "")
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def test_argocd_never_deletes_the_volume_or_the_namespace(resources: list[dict]) -> None:
+    """The Application prunes and has the resources finalizer: without these annotations,
+    deleting or renaming it (or the objects) in Git deletes every model and all state."""
+    kept = by_kind(resources, "PersistentVolumeClaim") + by_kind(resources, "Namespace")
+    assert {o["metadata"]["name"] for o in kept} >= {"tritonops-volume", "tritonops"}
+    for obj in kept:
+        assert {"Prune=false", "Delete=false"} <= _sync_options(obj), (
+            f"{obj['kind']}/{obj['metadata']['name']}"
+        )
+
+
 def test_argocd_application_points_at_an_overlay() -> None:
-    app = yaml.safe_load((ROOT / "k8s" / "argocd" / "application.yaml").read_text())
+    app = yaml.safe_load((K8S / "argocd" / "application.yaml").read_text())
     assert app["kind"] == "Application"
     assert (ROOT / app["spec"]["source"]["path"] / "kustomization.yaml").is_file()
     assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    overlay = Path(app["spec"]["source"]["path"]).name
+    [ns] = by_kind(build(overlay), "Namespace")
+    assert app["spec"]["destination"]["namespace"] == ns["metadata"]["name"]
+
+
+# --- the namespace is the overlay's choice ------------------------------------------------------
+
+
+def test_an_overlay_can_move_everything_to_another_namespace(overlay: str, tmp_path: Path) -> None:
+    """Services are addressed by short names (resolved in the pod's own namespace through its DNS
+    search path): moving the overlay to another namespace leaves no address pointing back."""
+    wrapper = tmp_path / "elsewhere"
+    wrapper.mkdir()
+    target = os.path.relpath(K8S / "overlays" / overlay, wrapper)
+    (wrapper / "kustomization.yaml").write_text(f"namespace: ml-serving\nresources:\n  - {target}\n")
+    moved = kustomize(wrapper)
+    original = build(overlay)
+    [ns] = by_kind(original, "Namespace")
+    old = ns["metadata"]["name"]
+    text = yaml.safe_dump_all(moved)
+    assert f".{old}.svc" not in text and f".{old}:" not in text, "an address still names the old namespace"
+    for obj in moved:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"].get("namespace") == "ml-serving", (
+                f"{obj['kind']}/{obj['metadata']['name']}"
+            )
+    # Every in-cluster address of ours names a Service of the build, on a port it serves.
+    config = one(moved, "ConfigMap", "tritonops-config")["data"]
+    services = {
+        s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]} for s in by_kind(moved, "Service")
+    }
+    for key in ("TRITONOPS_TRITON_URL", "TRITONOPS_PUSHGATEWAY"):
+        host, port = re.fullmatch(r"(?:dns\+)?https?://([^:/]+):(\d+)/?", config[key]).groups()  # type: ignore[union-attr]
+        assert "." not in host, f"{key}={config[key]}: a qualified name pins one namespace"
+        assert int(port) in services.get(host, set()), f"{key}={config[key]}: no such Service port"
+
+
+# --- every setting the workflow hands over is read by something --------------------------------
+
+
+def test_every_configmap_key_is_a_setting_tritonops_reads(resources: list[dict]) -> None:
+    """A key nobody reads is a silent no-op: every key of tritonops-config must be the env var of
+    an option of `tritonops step` (what the workflow runs) or MLflow's own."""
+    from tritonops import cli
+
+    envvars: set[str] = set()
+    for command in (cli.step, cli.recover):
+        for param in command.params:
+            value = getattr(param, "envvar", None)
+            envvars |= {value} if isinstance(value, str) else set(value or [])
+    data = one(resources, "ConfigMap", "tritonops-config")["data"]
+    unread = {k for k in data if k not in envvars and k != "MLFLOW_TRACKING_URI"}
+    assert not unread, f"keys no option of `tritonops step` reads: {sorted(unread)}"
+
+
+def test_gate_settings_default_to_the_cli_defaults_and_prod_loosens_parity() -> None:
+    from tritonops.engine.settings import GateSettings
+
+    defaults = GateSettings()
+    expected = {
+        "TRITONOPS_PARITY_RTOL": defaults.parity_rtol,
+        "TRITONOPS_PARITY_ATOL": defaults.parity_atol,
+        "TRITONOPS_LATENCY_REQUESTS": defaults.latency_requests,
+        "TRITONOPS_LATENCY_BUDGET_MS": defaults.latency_budget_ms,
+        "TRITONOPS_LATENCY_FACTOR": defaults.latency_factor,
+    }
+    dev = one(build("dev"), "ConfigMap", "tritonops-config")["data"]
+    prod = one(build("prod"), "ConfigMap", "tritonops-config")["data"]
+    for key, value in expected.items():
+        assert type(value)(dev[key]) == value, f"dev {key}={dev[key]}, the CLI's default is {value}"
+    assert float(prod["TRITONOPS_PARITY_RTOL"]) > defaults.parity_rtol
+    assert float(prod["TRITONOPS_PARITY_ATOL"]) > defaults.parity_atol

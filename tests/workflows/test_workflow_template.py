@@ -90,8 +90,17 @@ def test_one_image_one_volume_least_privilege(wt: dict) -> None:
     assert len({c["image"] for c in containers}) == 1
     claim = {v["name"]: v for v in wt["spec"]["volumes"]}["volume"]["persistentVolumeClaim"]["claimName"]
     assert claim == deploy_template.PVC
+    volumes = {v["name"]: v for v in wt["spec"]["volumes"]}
+    assert volumes["model-config"]["configMap"]["name"] == deploy_template.MODEL_CONFIG_MAP
     for c in containers:
         assert {"name": "volume", "mountPath": "/pvc"} in c["volumeMounts"]
+        # Every step reads the same per-model config templates, read-only.
+        assert {"name": "model-config", "mountPath": "/etc/tritonops/model-config", "readOnly": True} in c[
+            "volumeMounts"
+        ]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["TRITONOPS_MODEL_CONFIG_DIR"] == "/etc/tritonops/model-config"
+        assert c["envFrom"] == [{"configMapRef": {"name": "tritonops-config"}}]
         sc = c["securityContext"]
         assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
         assert sc["capabilities"]["drop"] == ["ALL"] and sc["seccompProfile"]["type"] == "RuntimeDefault"
@@ -108,7 +117,10 @@ def test_exit_handler_rolls_back_only_on_failure_and_always_reports(wt: dict) ->
     assert rollback["template"] == "rollback" and rollback["when"] == "{{workflow.status}} != Succeeded"
     assert rollback["continueOn"] == {"failed": True, "error": True}
     assert report["template"] == "report" and "when" not in report
-    assert handler["activeDeadlineSeconds"] > 0
+    # Bounded by its leaves' own deadlines (Argo refuses one on the steps template itself).
+    assert "activeDeadlineSeconds" not in handler
+    for step in steps:
+        assert argo_local.templates(wt)[step["template"]]["activeDeadlineSeconds"] > 0
 
 
 def test_only_safe_steps_retry(wt: dict) -> None:
@@ -139,7 +151,12 @@ def test_the_yaml_runs(
         parameters={"model": model_name, "alias": "champion"},
         workflow_name=f"tritonops-deploy-{'bad' if bad else 'good'}-{v2}",
         env=env.env(TRITONOPS_PUSHGATEWAY=pushgateway),
-        mount_map={"/pvc": pvc, "/tmp": pvc.parent / "scratch"},
+        mount_map={
+            "/pvc": pvc,
+            "/tmp": pvc.parent / "scratch",
+            # The dev overlay's ConfigMap of per-model config templates, as mounted.
+            deploy_template.MODEL_CONFIG_DIR: ROOT / "k8s" / "overlays" / "dev" / "model-config",
+        },
     )
 
     assert argo.run() == status, argo.log
