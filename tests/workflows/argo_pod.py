@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-EXECUTOR_IMAGE = "quay.io/argoproj/argoexec:v3.7.0"
+EXECUTOR_IMAGE = "argoproj/argoexec:v3.7.0"  # which image does not matter to admission
 VAR_RUN_ARGO = {"name": "var-run-argo", "mountPath": "/var/run/argo"}
 
 # Strategic-merge keys of the PodSpec lists we may meet (k8s.io/api core/v1 patchMergeKey).
