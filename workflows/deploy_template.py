@@ -110,7 +110,8 @@ def _executor_security() -> dict[str, object]:
     restricted Pod Security level refuses such a pod. ``POD_SPEC_PATCH`` (merged by Argo into
     every pod of this workflow: strategic merge, by container name) gives them this one, without
     touching the cluster-wide workflow-controller ConfigMap. runAsUser and the seccomp profile
-    are also inherited from the pod's securityContext; readOnlyRootFilesystem is left to Argo.
+    are also inherited from the pod's securityContext. readOnlyRootFilesystem stays unset, as
+    Argo itself leaves it for these two containers (restricted does not require it).
     """
     return {
         "allowPrivilegeEscalation": False,
