@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import click
 
+from tritonops.core.lease import DEFAULT_LEASE_S
 from tritonops.engine.settings import GateSettings
 from tritonops.errors import ExitCode, InputError, TritonOpsError
 
@@ -98,6 +99,15 @@ def common_options(fn: F) -> F:
             envvar="TRITONOPS_PUSHGATEWAY",
             default=None,
             help="Prometheus Pushgateway URL for deploy metrics. Env: TRITONOPS_PUSHGATEWAY.",
+        ),
+        click.option(
+            "--lease-seconds",
+            envvar="TRITONOPS_LEASE_SECONDS",
+            type=click.FloatRange(min=1),
+            default=DEFAULT_LEASE_S,
+            show_default=True,
+            help="How long a run keeps its claim on a model after its last step stopped renewing it "
+            "(the longest gap expected between two Argo steps). Env: TRITONOPS_LEASE_SECONDS.",
         ),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout."),
         click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
@@ -244,6 +254,7 @@ def _settings(opts: dict[str, Any], **extra: Any) -> Any:
         registry=RegistrySettings(tracking_uri=opts["tracking_uri"], registry_uri=opts["registry_uri"]),
         pushgateway=opts["pushgateway"],
         model_config=opts.get("model_config"),
+        lease_s=opts["lease_seconds"],
         model_config_dir=opts.get("model_config_dir"),
         triton_headers=_triton_headers(),
         actor=_actor(),
@@ -362,8 +373,14 @@ def status(model: str, **opts: Any) -> None:
             state = "DRIFT" if r["drift"] else "ok"
             served = r["ready_versions"] if r["live"] else f"unreachable ({r.get('error')})"
             click.echo(f"  {r['url']}: serving {served} [{state}]")
-        if report["unfinished_runs"]:
-            click.echo(f"  interrupted runs: {report['unfinished_runs']} — run `tritonops recover`")
+        if cur and cur.get("config_digest"):
+            click.echo(f"  config: {cur['config_digest']}")
+        live = report["in_progress"]
+        if live:
+            click.echo(f"  in progress: run {live['run_id']} ({live['holder']}) holds the model")
+        interrupted = [r for r in report["unfinished_runs"] if not live or r != live["run_id"]]
+        if interrupted:
+            click.echo(f"  interrupted runs: {interrupted} — run `tritonops recover`")
 
     _emit(report, opts["as_json"], human)
     sys.exit(int(ExitCode.INCONSISTENT) if report["drift"] else 0)

@@ -66,3 +66,16 @@ def test_external_data_outside_the_directory_is_refused(tmp_path: Path) -> None:
     onnx.save(model, str(d / "model.onnx"))
     with pytest.raises(ArtifactInvalid, match="outside the model directory"):
         inspect(d)
+
+
+@pytest.mark.parametrize("offset", ["x12", "-5"])
+def test_malformed_external_data_offset_is_an_invalid_artifact(tmp_path: Path, offset: str) -> None:
+    d = _save(tmp_path, linear_model(extra_weights=1000), external=True)
+    model = onnx.load(str(d / "model.onnx"), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "offset":
+                entry.value = offset
+    (d / "model.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ArtifactInvalid, match="external-data offset"):
+        inspect(d)

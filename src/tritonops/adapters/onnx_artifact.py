@@ -59,7 +59,16 @@ def _external_files(model: Any, version_dir: Path) -> list[tuple[str, int]]:
             raise ArtifactInvalid(
                 f"tensor {tensor.name!r} points at external data {location!r} outside the model directory"
             )
-        end = int(info.get("offset", 0)) + int(info.get("length", 0))
+        try:
+            offset, length = int(info.get("offset", 0)), int(info.get("length", 0))
+        except ValueError:
+            raise ArtifactInvalid(
+                f"tensor {tensor.name!r} has a malformed external-data offset/length "
+                f"({info.get('offset')!r}, {info.get('length')!r})"
+            ) from None
+        if offset < 0 or length < 0:
+            raise ArtifactInvalid(f"tensor {tensor.name!r} has a negative external-data offset/length")
+        end = offset + length
         needed[location] = max(needed.get(location, 0), end)
     return sorted(needed.items())
 

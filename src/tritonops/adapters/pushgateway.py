@@ -17,7 +17,7 @@ from tritonops.core.state import Outcome
 log = logging.getLogger(__name__)
 
 JOB = "tritonops"
-OUTCOMES = ("committed", "rolled_back", "rollback_failed", "rejected")
+OUTCOMES = ("committed", "noop", "rolled_back", "rollback_failed", "rejected")
 
 
 def build_registry(
@@ -36,10 +36,10 @@ def build_registry(
     def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
         return Gauge(name, doc, labelnames=labels, registry=registry)
 
-    label = "committed" if outcome is Outcome.NOOP else outcome.value
-    if label == "committed":
+    label = outcome.value
+    if outcome is Outcome.COMMITTED:
         gauge("tritonops_deploy_last_success_timestamp_seconds", "Last committed deploy.").set(finished_at)
-    else:
+    elif outcome is not Outcome.NOOP:  # a no-op changed nothing: neither a success nor a failure
         gauge("tritonops_deploy_last_failure_timestamp_seconds", "Last run that did not commit.").set(
             finished_at
         )

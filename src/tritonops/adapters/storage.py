@@ -6,6 +6,7 @@
     <state>/quarantine/<model>/<version>.failed_<stamp>/              (never deleted)
     <state>/staging/<model>/<run-id>/                                 (downloads land here)
     <state>/locks/<model>.lock
+    <state>/leases/<model>.json                                       (the run that owns the model)
 
 The state dir lives outside the repository because Triton reads every
 top-level directory of the repository as a model (hidden ones included) and
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonops.adapters import files
+from tritonops.core.lease import Lease
 from tritonops.core.naming import quarantine_dirname
 from tritonops.core.state import Current, Journal
 from tritonops.errors import Busy, CorruptState
@@ -228,10 +230,30 @@ class StateStore:
         while dst.exists():  # two failures of one version within a second
             dst = base / f"{quarantine_dirname(version, moment)}-{n}"
             n += 1
+        # The reason travels with the files: a crash between the two steps cannot leave a
+        # quarantined version that does not say why it is there.
+        files.atomic_write_json(src / "tritonops-reason.json", reason)
         files.move_dir(src, dst)
-        files.atomic_write_json(dst / "tritonops-reason.json", reason)
         log.warning("quarantined model=%s version=%s at %s", model, version, dst)
         return dst
+
+    # --- leases --------------------------------------------------------------
+    def lease_path(self, model: str) -> Path:
+        return self.root / "leases" / f"{model}.json"
+
+    def read_lease(self, model: str) -> Lease | None:
+        path = self.lease_path(model)
+        data = _read_json(path)
+        return Lease.from_dict(data, str(path)) if data is not None else None
+
+    def write_lease(self, model: str, lease: Lease) -> None:
+        files.atomic_write_json(self.lease_path(model), lease.to_dict())
+
+    def release_lease(self, model: str, run_id: str) -> None:
+        """Drop the lease if ``run_id`` holds it (never another run's)."""
+        lease = self.read_lease(model)
+        if lease is not None and lease.run_id == run_id:
+            files.remove_file(self.lease_path(model))
 
     # --- locking -------------------------------------------------------------
     @contextlib.contextmanager

@@ -43,6 +43,7 @@ from tritonops.core.signature import Array, Signature
 from tritonops.core.state import Candidate, Current, Journal, Outcome, Phase, StepRecord
 from tritonops.core.verdict import interface_changes, smoke_problems, synthesize_inputs
 from tritonops.engine import configuration
+from tritonops.engine.leases import LeaseKeeper
 from tritonops.engine.settings import Settings
 from tritonops.errors import (
     CorruptState,
@@ -85,11 +86,12 @@ def exit_code_for(journal: Journal) -> ExitCode:
     if journal.outcome is Outcome.ROLLED_BACK:
         return ExitCode.ROLLED_BACK
     kind = (journal.error or {}).get("kind", "")
-    if kind == "verification":
-        return ExitCode.ROLLED_BACK
     if kind == "input":
         return ExitCode.BAD_INPUT
-    return ExitCode.INCONSISTENT
+    if kind == "inconsistent":
+        return ExitCode.INCONSISTENT
+    # Verification failed, or an unexpected error: either way the run was undone.
+    return ExitCode.ROLLED_BACK
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -125,6 +127,7 @@ class Deployer:
             )
         )
         self.clock = clock
+        self.leases = LeaseKeeper(self.store, clock, settings.lease_s, settings.actor)
 
     @property
     def registry(self) -> MlflowRegistry:
@@ -138,24 +141,29 @@ class Deployer:
     # ------------------------------------------------------------------ steps
     @contextmanager
     def _step(self, journal: Journal, name: str) -> Iterator[list[Journal]]:
-        """Time a step, record it in the journal and save; errors are recorded then re-raised."""
+        """Time a step, record it in the journal and save; errors are recorded then re-raised.
+
+        The run's lease is claimed first (another run's live lease refuses the step before it
+        records or changes anything) and renewed while the step works.
+        """
         box = [journal]
-        started = self.clock()
-        t0 = time.monotonic()
-        log.info("step %s: model=%s run=%s", name, journal.model, journal.run_id)
-        try:
-            yield box
-        except BaseException as exc:
-            record = StepRecord(name, started, time.monotonic() - t0, False, str(exc)[:500])
-            # The step may have saved progress (e.g. where it staged files) before failing.
-            latest = self.store.load(journal.model, journal.run_id) or box[0]
-            failed = latest.with_step(record).with_error(name, exc)
-            failed = replace(failed, error={**(failed.error or {}), "kind": _error_kind(exc)})
-            self.store.save(failed)
-            box[0] = failed
-            raise
-        record = StepRecord(name, started, time.monotonic() - t0, True)
-        box[0] = self.store.save(box[0].with_step(record))
+        with self.leases.held(journal.model, journal.run_id):
+            started = self.clock()
+            t0 = time.monotonic()
+            log.info("step %s: model=%s run=%s", name, journal.model, journal.run_id)
+            try:
+                yield box
+            except BaseException as exc:
+                record = StepRecord(name, started, time.monotonic() - t0, False, str(exc)[:500])
+                # The step may have saved progress (e.g. where it staged files) before failing.
+                latest = self.store.load(journal.model, journal.run_id) or box[0]
+                failed = latest.with_step(record).with_error(name, exc)
+                failed = replace(failed, error={**(failed.error or {}), "kind": _error_kind(exc)})
+                self.store.save(failed)
+                box[0] = failed
+                raise
+            record = StepRecord(name, started, time.monotonic() - t0, True)
+            box[0] = self.store.save(box[0].with_step(record))
 
     def snapshot(self, model: str, alias: str, run_id: str) -> Journal:
         """Record the committed state and what every replica serves, before changing anything."""
@@ -470,6 +478,7 @@ class Deployer:
         if journal.is_finished:
             return journal
         model = journal.model
+        self.leases.claim(model, journal.run_id)  # never undo while another run owns the model
         started, t0 = self.clock(), time.monotonic()
         problems: list[str] = []
         touched_triton = journal.phase.rank >= Phase.MATERIALIZED.rank and bool(journal.loaded_versions)
@@ -478,8 +487,8 @@ class Deployer:
             self.repo.restore_current(model, journal.previous)
         except OSError as exc:
             problems.append(f"could not restore config.pbtxt/current.json: {exc}")
-        quarantined = self._quarantine_candidate(journal)
         notes: list[str] = []
+        # Serving first: nothing that follows (quarantine, clean-up) may stand in its way.
         if touched_triton or journal.phase is Phase.COMMITTING:
             for replica in self.replicas:
                 try:
@@ -491,8 +500,20 @@ class Deployer:
                         # Production on it was never touched, and a restarted Triton loads
                         # the committed config: a dead replica cannot serve the candidate.
                         notes.append(f"{replica.url} unreachable ({exc}); it serves current.json when back")
-                except TritonOpsError as exc:
-                    problems.append(str(exc))
+                except Exception as exc:  # noqa: BLE001 - one replica's failure must not stop the others
+                    problems.append(f"{replica.url}: {type(exc).__name__}: {exc}")
+        try:
+            quarantined = self._quarantine_candidate(journal)
+        except Exception as exc:  # noqa: BLE001 - production is restored; the files stay where they are
+            quarantined = None
+            where = journal.staged_dir or self.repo.version_dir(
+                model, journal.candidate.version if journal.candidate else 0
+            )
+            notes.append(
+                f"candidate NOT quarantined ({type(exc).__name__}: {exc}); its files stay at {where}"
+            )
+        if problems:
+            problems.append("replicas now serve: " + self._serving_report(model))
         if not problems:
             self.repo.remove_candidate(model)
         outcome = Outcome.ROLLED_BACK if touched_triton else Outcome.REJECTED
@@ -527,6 +548,16 @@ class Deployer:
         status = "rolled_back" if outcome is not Outcome.ROLLBACK_FAILED else "rollback_failed"
         self._finish(done, self._status_tags(status) if journal.candidate else {})
         return done
+
+    def _serving_report(self, model: str) -> str:
+        """Best effort, for an operator reading a failed rollback: what each replica serves."""
+        out = []
+        for replica in self.replicas:
+            try:
+                out.append(f"{replica.url} {replica.ready_versions(model)}")
+            except Exception as exc:  # noqa: BLE001 - a report, never a new failure
+                out.append(f"{replica.url} unknown ({type(exc).__name__})")
+        return ", ".join(out)
 
     def _quarantine_candidate(self, journal: Journal) -> str | None:
         candidate = journal.candidate
@@ -602,8 +633,12 @@ class Deployer:
         ``tritonops.status=production`` and the one it replaced ``previous``; a
         failed candidate ``rolled_back`` (or ``rollback_failed``).
         """
+        # History first: a run marked finished always has its line (a crash in between leaves
+        # an unfinished run whose recovery finds the line and does not write it twice).
+        if not any(r.get("run_id") == journal.run_id for r in self.store.history(journal.model)):
+            self.store.append_history(journal.model, journal.history_record())
         self.store.save(journal)
-        self.store.append_history(journal.model, journal.history_record())
+        self.leases.release(journal.model, journal.run_id)
         if journal.staged_dir is None:
             shutil.rmtree(self.store.staging_dir(journal.model, journal.run_id), ignore_errors=True)
         if tags and journal.candidate is not None and self._registry_configured():
@@ -748,9 +783,11 @@ class Deployer:
         validate_name("alias", alias)
         validate_run_id(run_id)
         files.ensure_writable_dir(self.settings.state_dir, "state dir")
-        with self.store.lock(model, run_id):
-            self.recover_interrupted(model)
-            journal = self.snapshot_or_reject(model, alias, run_id)
+        with contextlib.ExitStack() as held:
+            with self.refusals_recorded(model, run_id, alias, "deploy"):
+                held.enter_context(self.store.lock(model, run_id))
+                self.recover_interrupted(model, run_id)
+                journal = self.snapshot_or_reject(model, alias, run_id)
             if journal.is_finished:
                 return journal
             try:
@@ -760,10 +797,42 @@ class Deployer:
                         return journal
             except AlreadyFinished as done:
                 return done.journal
-            except (TritonOpsError, OSError) as exc:
-                log.error("model=%s run=%s failed: %s", model, run_id, exc)
+            except Exception as exc:  # noqa: BLE001 - whatever failed after the snapshot, production is restored
+                log.error("model=%s run=%s failed: %s: %s", model, run_id, type(exc).__name__, exc)
                 return self.rollback(self.store.load(model, run_id) or journal)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def refusals_recorded(self, model: str, run_id: str, alias: str, kind: str) -> Iterator[None]:
+        """A run refused before its snapshot (busy, bad template, corrupt current.json) still
+        gets its line in history, so every attempt is on record."""
+        try:
+            yield
+        except TritonOpsError as exc:
+            if self.store.load(model, run_id) is None:
+                now = self.clock()
+                self.store.append_history(
+                    model,
+                    {
+                        "run_id": run_id,
+                        "kind": kind,
+                        "model": model,
+                        "alias": alias,
+                        "version": None,
+                        "outcome": Outcome.REJECTED.value,
+                        "started_at": now,
+                        "finished_at": now,
+                        "steps": {},
+                        "error": {
+                            "step": "precondition",
+                            "type": type(exc).__name__,
+                            "message": str(exc),
+                            "kind": _error_kind(exc),
+                        },
+                        "actor": self.settings.actor,
+                    },
+                )
+            raise
 
     def snapshot_or_reject(self, model: str, alias: str, run_id: str) -> Journal:
         """Snapshot; a failed precondition is recorded as a rejected run and re-raised."""
@@ -778,13 +847,16 @@ class Deployer:
     def recover(self, model: str, run_id: str) -> list[Journal]:
         validate_name("model", model)
         with self.store.lock(model, run_id):
-            return self.recover_interrupted(model)
+            return self.recover_interrupted(model, run_id)
 
-    def recover_interrupted(self, model: str) -> list[Journal]:
+    def recover_interrupted(self, model: str, run_id: str) -> list[Journal]:
         """Undo every run of ``model`` that never finished (killed, terminated, power loss).
 
-        The caller holds the model's lock.
+        A run whose lease is live is in progress, not interrupted (an Argo workflow between
+        two steps): the caller ``run_id`` is refused (Busy) rather than undoing it. The caller
+        holds the model's lock.
         """
+        self.leases.refuse_if_taken(model, run_id)
         recovered = []
         for journal in self.store.unfinished(model):
             log.warning(
@@ -813,6 +885,13 @@ class Deployer:
                 return done
         return self.rollback(journal)
 
+    def _in_progress(self, model: str) -> dict[str, Any] | None:
+        """The run that holds a live lease on ``model``: in progress, not interrupted."""
+        lease = self.store.read_lease(model)
+        if lease is None or not lease.is_live(self.clock()):
+            return None
+        return lease.to_dict()
+
     def status(self, model: str) -> dict[str, Any]:
         validate_name("model", model)
         current = self.repo.read_current(model)
@@ -834,6 +913,7 @@ class Deployer:
             "replicas": replicas,
             "drift": any(r["drift"] for r in replicas),
             "unfinished_runs": [j.run_id for j in self.store.unfinished(model)],
+            "in_progress": self._in_progress(model),
         }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -30,31 +31,35 @@ def rollback_to(settings: Settings, model: str, version: int | None, run_id: str
     validate_name("model", model)
     validate_run_id(run_id)
     deployer = Deployer(settings)
-    with deployer.store.lock(model, run_id):
-        deployer.recover_interrupted(model)
-        current = deployer.repo.read_current(model)
-        if current is None:
-            raise InputError(f"{model} has nothing committed; there is nothing to roll back from")
-        target = version if version is not None else current.previous_version
-        if target is None:
-            raise InputError(f"{model}: current.json records no previous version; pass --to VERSION")
-        if target == current.active_version:
-            raise InputError(f"{model} version {target} is already the committed version")
-        committed = {
-            int(r["version"]): r
-            for r in deployer.store.history(model)
-            if r.get("outcome") == "committed" and r.get("version") is not None
-        }
-        if target not in committed and target != current.previous_version:
-            raise InputError(
-                f"{model} version {target} was never committed; committed versions: {sorted(committed)}"
-            )
-        vdir = deployer.repo.version_dir(model, target)
-        if not (vdir / "model.onnx").is_file():
-            raise InputError(f"{model} version {target}: files are missing at {vdir}; cannot roll back to it")
-        record = committed.get(target, {})
-        alias = str(record.get("alias") or current.alias or "rollback")
-        journal = deployer.snapshot(model, alias, run_id)
+    with contextlib.ExitStack() as held:
+        with deployer.refusals_recorded(model, run_id, "", "rollback"):
+            held.enter_context(deployer.store.lock(model, run_id))
+            deployer.recover_interrupted(model, run_id)
+            current = deployer.repo.read_current(model)
+            if current is None:
+                raise InputError(f"{model} has nothing committed; there is nothing to roll back from")
+            target = version if version is not None else current.previous_version
+            if target is None:
+                raise InputError(f"{model}: current.json records no previous version; pass --to VERSION")
+            if target == current.active_version:
+                raise InputError(f"{model} version {target} is already the committed version")
+            committed = {
+                int(r["version"]): r
+                for r in deployer.store.history(model)
+                if r.get("outcome") == "committed" and r.get("version") is not None
+            }
+            if target not in committed and target != current.previous_version:
+                raise InputError(
+                    f"{model} version {target} was never committed; committed versions: {sorted(committed)}"
+                )
+            vdir = deployer.repo.version_dir(model, target)
+            if not (vdir / "model.onnx").is_file():
+                raise InputError(
+                    f"{model} version {target}: files are missing at {vdir}; cannot roll back to it"
+                )
+            record = committed.get(target, {})
+            alias = str(record.get("alias") or current.alias or "rollback")
+            journal = deployer.snapshot_or_reject(model, alias, run_id)
         try:
             signature = inspect(vdir)
             config = _rollback_config(settings, model, signature, vdir, record)
@@ -91,7 +96,7 @@ def rollback_to(settings: Settings, model: str, version: int | None, run_id: str
             for step in (deployer.load, deployer.ready, deployer.smoke, deployer.commit):
                 journal = step(journal)
             return journal
-        except (TritonOpsError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the state before the rollback is restored
             log.error("rollback of model=%s to version=%s failed: %s", model, target, exc)
             return deployer.rollback(deployer.store.load(model, run_id) or journal)
 
@@ -111,7 +116,7 @@ def recover(settings: Settings, model: str, run_id: str) -> dict[str, Any]:
     validate_name("model", model)
     deployer = Deployer(settings)
     with deployer.store.lock(model, run_id):
-        runs = deployer.recover_interrupted(model)
+        runs = deployer.recover_interrupted(model, run_id)
         current = deployer.repo.read_current(model)
         fixed, failed = [], []
         for replica in deployer.replicas:

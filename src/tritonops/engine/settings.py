@@ -9,6 +9,7 @@ from pathlib import Path
 from tritonops.adapters.registry import RegistrySettings
 from tritonops.adapters.triton import TritonTimeouts
 from tritonops.core.config import DEFAULT_MAX_BATCH_SIZE
+from tritonops.core.lease import DEFAULT_LEASE_S
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Settings:
     allow_interface_change: bool = False
     gates: GateSettings = field(default_factory=GateSettings)
     actor: str = "unknown"  # who or what runs tritonops, for history and registry tags
+    # A run's lease on its model lasts this long past its last renewal (see core/lease.py).
+    lease_s: float = DEFAULT_LEASE_S
 
     @staticmethod
     def default_state_dir(repo: Path) -> Path:

@@ -21,8 +21,17 @@ def run_step(
     if name == "snapshot":
         if not alias:
             raise InputError("the snapshot step needs --alias")
-        with deployer.store.lock(model, run_id):
+        with deployer.refusals_recorded(model, run_id, alias, "deploy"), deployer.store.lock(model, run_id):
+            # A run killed without its exit handler (argo terminate) is repaired here, once its
+            # lease has ended; a live run of another workflow refuses this one (Busy).
+            recovered = deployer.recover_interrupted(model, run_id)
             snap = deployer.snapshot_or_reject(model, alias, run_id)
+        if recovered:
+            repaired = ", ".join(f"{j.run_id} ({j.outcome})" for j in recovered)
+            return (
+                f"snapshot: {model} run {run_id} recorded after repairing interrupted runs {repaired}",
+                ExitCode.OK,
+            )
         return (
             f"snapshot: {model} run {run_id} recorded (serving {dict(snap.serving_before)})",
             ExitCode.OK,
@@ -63,11 +72,16 @@ def run_step(
         try:
             done = step(journal)
         except AlreadyFinished as finished:
-            return f"{name}: skipped, run {run_id} already ended {finished.journal.outcome}", ExitCode.OK
+            # A no-op ends the run at materialize: the later steps have nothing to do. A run that
+            # someone else ended (recovered after its lease expired) must not show green.
+            ended = finished.journal
+            return f"{name}: skipped, run {run_id} already ended {ended.outcome}", exit_code_for(ended)
         except Unavailable as exc:
             return f"{name}: FAILED (temporary, safe to retry): {exc}", ExitCode.TEMPFAIL
         except TritonOpsError as exc:
             return f"{name}: FAILED: {exc}", exc.exit_code
+        except Exception as exc:  # noqa: BLE001 - recorded in the journal; the exit handler rolls back
+            return f"{name}: FAILED ({type(exc).__name__}): {exc}", ExitCode.ROLLED_BACK
     if done.is_finished:
         return f"{name}: run {run_id} ended {done.outcome}", exit_code_for(done)
     return f"{name}: ok ({done.phase.value})", ExitCode.OK

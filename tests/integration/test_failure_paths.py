@@ -1,0 +1,78 @@
+"""Failure paths that are not our own errors: whatever breaks after the snapshot, production is restored.
+
+The engine runs in-process against a real Triton and a real MLflow registry; the fault is injected
+into one collaborator (an onnxruntime error in the parity gate, a failing quarantine move), as the
+only way to make a real component fail on cue.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Env, Registry, tree_digest
+from tests.integration.test_deploy import assert_serving
+from tritonops.adapters.registry import RegistrySettings
+from tritonops.core.state import Outcome
+from tritonops.engine.deployer import Deployer, exit_code_for
+from tritonops.engine.settings import Settings
+from tritonops.local.samples import linear_model
+
+pytestmark = pytest.mark.integration
+
+
+def deployer(env: Env) -> Deployer:
+    return Deployer(
+        Settings(
+            repo=env.repo,
+            state_dir=env.state,
+            triton_urls=tuple(env.triton_urls),
+            registry=RegistrySettings(tracking_uri=env.tracking_uri, max_retries=0),
+        )
+    )
+
+
+def test_an_unexpected_exception_in_a_gate_rolls_back(
+    env: Env, registry: Registry, model_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = linear_model(seed=1)
+    registry.register(model_name, good)
+    assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
+    before = tree_digest(env.repo / model_name)
+    v2 = registry.register(model_name, linear_model(seed=2))
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : simulated")
+
+    monkeypatch.setattr("tritonops.engine.gates.parity", broken)
+    journal = deployer(env).run(model_name, "champion", "fault-gate-1")
+
+    assert journal.outcome is Outcome.ROLLED_BACK and exit_code_for(journal) == 3
+    assert journal.error["step"] == "smoke" and journal.error["type"] == "RuntimeError"
+    assert tree_digest(env.repo / model_name) == before
+    assert_serving(env, model_name, 1, good)
+    assert env.quarantined(model_name)[-1].name.startswith(f"{v2}.failed_")
+
+
+def test_a_failing_quarantine_move_does_not_stop_the_restore_and_loses_no_file(
+    env: Env, registry: Registry, model_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = linear_model(seed=1)
+    registry.register(model_name, good)
+    assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
+    current_before = (env.repo / model_name / "current.json").read_bytes()
+    v2 = registry.register(model_name, linear_model(seed=2, produce_nan=True))
+
+    def full_disk(*_args: object, **_kwargs: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("tritonops.adapters.storage.StateStore.quarantine", full_disk)
+    journal = deployer(env).run(model_name, "champion", "fault-quarantine-1")
+
+    assert journal.outcome is Outcome.ROLLED_BACK, journal.rollback_detail
+    assert "NOT quarantined" in journal.rollback_detail and "No space left" in journal.rollback_detail
+    assert (env.repo / model_name / "current.json").read_bytes() == current_before
+    assert_serving(env, model_name, 1, good)
+    # The candidate's files are still on the volume (not served: the version policy pins v1).
+    assert (env.repo / model_name / str(v2) / "model.onnx").is_file()
