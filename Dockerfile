@@ -1,13 +1,17 @@
 # One image for every step of the tritonops WorkflowTemplate. Entry point: `tritonops`.
-# Build: docker build -t ghcr.io/tritonops/tritonops:0.1.0 .
+# Build here: `make image` (scripts/build-image.sh: podman, tagged localhost/tritonops:dev; it builds a
+# stand-in for the base image when no registry is reachable). For a cluster, build it with any OCI
+# builder (`podman build -t <registry>/tritonops:<tag> .`) and set that name under `images:` in
+# your kustomize overlay.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/tritonops
 WORKDIR /src
-COPY image/requirements.txt image/requirements.txt
-RUN /opt/tritonops/bin/pip install -r image/requirements.txt
+# Every transitive dependency at the version CI tested (requirements/constraints.txt).
+COPY image/requirements.txt requirements/constraints.txt ./
+RUN /opt/tritonops/bin/pip install -r requirements.txt -c constraints.txt
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN /opt/tritonops/bin/pip install --no-deps . \

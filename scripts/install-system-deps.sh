@@ -6,6 +6,11 @@ need=()
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-pushgateway >/dev/null || need+=(prometheus-pushgateway)
+# The container image (`make image`) and the workflow run as containers (`make k8s-e2e`): rootful
+# podman with runc (crun refuses this machine's hybrid cgroups), debootstrap for a stand-in base image.
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+command -v debootstrap >/dev/null || need+=(debootstrap)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
