@@ -164,6 +164,18 @@ class Env:
             check=False,
         )
 
+    def wait_lease_end(self, model: str, timeout_s: float = 60) -> None:
+        """Wait until the lease a killed run left on ``model`` has expired (recover refuses before)."""
+        import time
+
+        path = self.state / "leases" / f"{model}.json"
+        if not path.exists():
+            return
+        expires = json.loads(path.read_text())["expires_at"]
+        assert expires - time.time() < timeout_s, "the lease outlives the test's patience: set a short one"
+        while time.time() <= expires + 0.05:
+            time.sleep(0.05)
+
     def current(self, model: str) -> dict[str, Any] | None:
         path = self.repo / model / "current.json"
         return json.loads(path.read_text()) if path.exists() else None

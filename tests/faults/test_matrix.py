@@ -59,7 +59,9 @@ class Ctx:
     def popen_deploy(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "tritonops.cli", "deploy", "--model", self.model, "--alias", "champion", "--json", *args],
-            env=self.env.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            # A short lease: a killed deploy's claim runs out within the test (renewed while alive).
+            env=self.env.env(TRITONOPS_LEASE_SECONDS="3"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, start_new_session=True,
         )  # fmt: skip
 
     def wait_journal(
@@ -207,6 +209,7 @@ def sigkill_then_recover(c: Ctx) -> int:
     c.wait_journal(lambda j: j["phase"] in ("loaded", "ready"), proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
+    c.env.wait_lease_end(c.model)
     return c.env.cli("recover", "--model", c.model).returncode
 
 

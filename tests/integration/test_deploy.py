@@ -250,12 +250,11 @@ def test_recover_undoes_a_run_that_was_killed_after_load(
     assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
     v2 = registry.register(model_name, linear_model(seed=2))
     run = "killed-run-1"
-    assert (
-        env.cli("step", "snapshot", "--model", model_name, "--run-id", run, "--alias", "champion").returncode
-        == 0
-    )
-    assert env.cli("step", "materialize", "--model", model_name, "--run-id", run).returncode == 0
-    assert env.cli("step", "load", "--model", model_name, "--run-id", run).returncode == 0
+    lease = {"TRITONOPS_LEASE_SECONDS": "3"}
+    snapshot = ("step", "snapshot", "--model", model_name, "--run-id", run, "--alias", "champion")
+    assert env.cli(*snapshot, **lease).returncode == 0
+    assert env.cli("step", "materialize", "--model", model_name, "--run-id", run, **lease).returncode == 0
+    assert env.cli("step", "load", "--model", model_name, "--run-id", run, **lease).returncode == 0
     # The candidate is verified under a staging name; production still serves only v1.
     staging = f"_candidate.{model_name}"
     assert ready_versions(env.triton_urls[0], model_name) == [v1]
@@ -263,6 +262,7 @@ def test_recover_undoes_a_run_that_was_killed_after_load(
 
     status = env.cli("status", "--model", model_name, "--json")
     assert status.returncode == 0 and json.loads(status.stdout)["unfinished_runs"] == [run]
+    env.wait_lease_end(model_name)  # nothing renews a dead run's lease
     result = env.cli("recover", "--model", model_name)
 
     assert result.returncode == 0, result.stderr

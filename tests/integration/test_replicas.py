@@ -303,9 +303,10 @@ def test_killed_between_steps_then_recover(
         args = ["step", step, "--model", model_name, "--run-id", run] + (
             ["--alias", "champion"] if step == "snapshot" else []
         )
-        assert env2.cli(*args).returncode == 0
+        assert env2.cli(*args, TRITONOPS_LEASE_SECONDS="3").returncode == 0
         if step == stop_after:
             break
+    env2.wait_lease_end(model_name)  # the workflow was terminated: its lease runs out
     result = env2.cli("recover", "--model", model_name)
     assert result.returncode == 0, result.stderr
     assert_consistent(env2, model_name, v1, good, before, expect_quarantine=stop_after != "snapshot")
@@ -353,7 +354,8 @@ def test_sigkill_mid_step_then_recover(
     journal_dir = env2.state / "runs" / model_name
     proc = subprocess.Popen(
         [sys.executable, "-m", "tritonops.cli", "deploy", "--model", model_name, "--alias", "champion", "--run-id", f"sigkill-{phase}"],
-        env=env2.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env2.env(TRITONOPS_LEASE_SECONDS="3"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )  # fmt: skip
     journal = journal_dir / f"sigkill-{phase}" / "journal.json"
     deadline = time.monotonic() + 120
@@ -366,6 +368,7 @@ def test_sigkill_mid_step_then_recover(
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
 
+    env2.wait_lease_end(model_name)
     result = env2.cli("recover", "--model", model_name, "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     state = json.loads(journal.read_text())
@@ -376,3 +379,66 @@ def test_sigkill_mid_step_then_recover(
     else:
         assert state["outcome"] in {"rolled_back", "rejected"}
         assert_consistent(env2, model_name, v1, good, before, expect_quarantine=phase != "download")
+
+
+def test_replica_set_is_pinned_at_the_snapshot(
+    cluster: Cluster, env2: Env, registry: Registry, model_name: str
+) -> None:
+    """A replica that joins mid-run (a new address behind the headless Service) is not part of it."""
+    good = linear_model(seed=1)
+    v1 = registry.register(model_name, good)
+    assert deploy(env2, model_name).returncode == 0
+    new = linear_model(seed=2)
+    v2 = registry.register(model_name, new)
+    first, joined = cluster.urls
+    at_snapshot = Env(env2.repo, env2.state, env2.tracking_uri, [first])
+    run = "pinned-1"
+    assert (
+        at_snapshot.cli(
+            "step", "snapshot", "--model", model_name, "--run-id", run, "--alias", "champion"
+        ).returncode
+        == 0
+    )
+    for step in ("materialize", "load", "ready", "smoke", "commit"):
+        # Later steps see both replicas (the DNS answer grew): the run keeps its own set.
+        result = env2.cli("step", step, "--model", model_name, "--run-id", run)
+        assert result.returncode == 0, (step, result.stdout, result.stderr)
+    assert ready_versions(first, model_name) == [v2]
+    assert ready_versions(joined, model_name) == [v1]  # untouched by this run
+    assert ready_versions(joined, f"_candidate.{model_name}") == []
+    drift = env2.cli("status", "--model", model_name, "--json")
+    assert drift.returncode == 4 and json.loads(drift.stdout)["drift"] is True
+    assert env2.cli("recover", "--model", model_name).returncode == 0
+    assert_serving(env2, model_name, v2, new)
+
+
+def test_pinned_replica_that_disappears_fails_the_run_and_it_rolls_back(
+    cluster: Cluster, env2: Env, registry: Registry, model_name: str, tmp_path: Path
+) -> None:
+    extra, url = start_triton(cluster.repo, tmp_path / "triton-extra.log")
+    try:
+        good = linear_model(seed=1)
+        v1 = registry.register(model_name, good)
+        three = Env(env2.repo, env2.state, env2.tracking_uri, [*cluster.urls, url])
+        assert deploy(three, model_name).returncode == 0
+        before = {
+            name: (env2.repo / model_name / name).read_bytes() for name in ("current.json", "config.pbtxt")
+        }
+        registry.register(model_name, linear_model(seed=2))
+        run = "pinned-gone-1"
+        assert (
+            three.cli(
+                "step", "snapshot", "--model", model_name, "--run-id", run, "--alias", "champion"
+            ).returncode
+            == 0
+        )
+        assert three.cli("step", "materialize", "--model", model_name, "--run-id", run).returncode == 0
+        extra.stop()  # the replica is gone; DNS no longer returns it
+        load = env2.cli("step", "load", "--model", model_name, "--run-id", run)
+        assert load.returncode == 75, load.stdout + load.stderr  # temporary: the workflow may retry, then...
+        rollback = env2.cli("step", "rollback", "--model", model_name, "--run-id", run)
+        assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+        assert "rolled_back" in rollback.stdout or "rejected" in rollback.stdout
+        assert_consistent(env2, model_name, v1, good, before, expect_quarantine=True)
+    finally:
+        extra.stop()

@@ -340,3 +340,13 @@ def test_client_and_model_shapes_follow_reshape() -> None:
     sent = cfg.client_shaped(reshaped, example)
     assert sent["features"].shape == (2, 2, 2)
     assert cfg.model_shaped(reshaped, sent)["features"].shape == (2, 4)
+
+
+def test_the_readme_template_is_valid_for_a_classifier() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("```protobuf\n", 1)[1].split("```", 1)[0]
+    config = cfg.effective_config("fraud", CLASSIFIER, [template(block, "README.md")])
+    assert config.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU
+    assert config.optimization.execution_accelerators.gpu_execution_accelerator[0].name == "tensorrt"

@@ -129,6 +129,22 @@ class Deployer:
         self.clock = clock
         self.leases = LeaseKeeper(self.store, clock, settings.lease_s, settings.actor)
 
+    def pin_replicas(self, journal: Journal) -> None:
+        """Use the replica set the run recorded at its snapshot, not a fresh DNS expansion.
+
+        Each Argo step starts a new process; re-expanding ``dns+http://`` there would let the
+        set drift mid-run. A replica added since is not part of this run (it loads the committed
+        config when it starts; ``status`` shows it, ``recover`` aligns it); a pinned replica that
+        disappeared fails the step, and the run rolls back.
+        """
+        if journal.replicas and tuple(r.url for r in self.replicas) != tuple(journal.replicas):
+            log.info("run=%s uses the replicas pinned at its snapshot: %s", journal.run_id, list(journal.replicas))
+            for replica in self.replicas:
+                replica.close()
+            self.replicas = replicas_from_urls(
+                list(journal.replicas), self.settings.triton_timeouts, self.settings.triton_headers
+            )
+
     @property
     def registry(self) -> MlflowRegistry:
         if self._registry is None:

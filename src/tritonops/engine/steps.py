@@ -44,6 +44,7 @@ def run_step(
             return f"{name}: run {run_id} of {model} never started; nothing to do", ExitCode.OK
         raise InputError(f"no journal for run {run_id!r} of model {model!r}: run the snapshot step first")
     journal = loaded
+    deployer.pin_replicas(journal)
 
     if name == "report":
         if journal.outcome is None:
