@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -20,9 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from tritonops.core.signature import NUMPY_DTYPES, Array, Signature
+from tritonops.core.signature import DYNAMIC, FLOAT_TYPES, NUMPY_DTYPES, Array, Signature, TensorSpec
 from tritonops.core.state import Candidate
-from tritonops.errors import ArtifactInvalid, InputError, NotFound, RegistryUnavailable
+from tritonops.errors import (
+    ArtifactInvalid,
+    InputError,
+    NotFound,
+    RegistryUnavailable,
+    TritonOpsError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,26 +71,187 @@ class RegistrySettings:
         return tracking, registry
 
 
-@contextmanager
-def _translated(what: str, uri: str | None) -> Iterator[None]:
+class CredentialsRefused(InputError):
+    """MLflow or its artifact store refused the credentials (HTTP 401/403). Exit 2: retrying
+    with the same credentials cannot help. A subclass of InputError in the tree of errors.py."""
+
+
+# Environment variables whose values are secrets: never echoed, whatever a library put them in.
+_SECRET_ENV = (
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_CLIENT_CERT_PATH",
+    "DATABRICKS_TOKEN",
+    "DATABRICKS_CLIENT_SECRET",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_ACCESS_KEY",
+    "AZURE_STORAGE_CONNECTION_STRING",
+)
+_USERINFO = re.compile(r"(?<=://)[^/\s@'\"]+@")
+_AUTH_HEADER = re.compile(r"\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]{6,}")
+_AUTH_CODES = {"UNAUTHENTICATED": 401, "CUSTOMER_UNAUTHORIZED": 401, "PERMISSION_DENIED": 403}
+# botocore's error codes for credentials S3 does not accept (moto, MinIO and AWS agree on these).
+_S3_AUTH_CODES = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+}
+# How a refusal reads once MLflow has folded it into a message (its download aggregates
+# per-file failures into one MlflowException whose text is all that is left of them).
+_HTTP_AUTH_TEXT = re.compile(r"\b(401|403)\b(?: Client Error|\s*!=)|error code (401|403)\b")
+_S3_AUTH_TEXT = re.compile(r"An error occurred \((" + "|".join(sorted(_S3_AUTH_CODES)) + r")\)")
+_UNREACHABLE_TEXT = re.compile(
+    r"Max retries|Connection|connect to|timed out|Timeout|IncompleteRead|ResponseStreamingError"
+    r"|endpoint URL|Remote end closed|Broken pipe|Temporary failure in name resolution",
+    re.IGNORECASE,
+)
+_TRANSPORT_MODULES = {"requests", "urllib3", "sqlalchemy", "botocore", "s3transfer", "http"}
+
+
+def scrub(text: str) -> str:
+    """``text`` without credentials: URL userinfo, Authorization values, secret env values.
+
+    MLflow accepts ``http://user:password@host`` as a tracking URI and echoes request URLs
+    in its errors; requests echoes them too. Whatever the library, the message we pass on
+    (stderr, journal, history) must not carry a secret.
+    """
+    text = _USERINFO.sub("***@", text)
+    text = _AUTH_HEADER.sub(r"\1 ***", text)
+    for name in _SECRET_ENV:
+        value = os.environ.get(name)
+        if value:
+            text = text.replace(value, "***")
+    return text
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from or during, outermost first."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _http_status(exc: BaseException) -> int | None:
+    """The HTTP status an auth refusal came back with, however MLflow or requests wrapped it."""
+    for e in _chain(exc):
+        code = _AUTH_CODES.get(str(getattr(e, "error_code", "")))
+        if code:
+            return code
+        response = getattr(e, "response", None)
+        status = getattr(response, "status_code", None)  # requests.HTTPError
+        if status in (401, 403):
+            return int(status)
+    found = _HTTP_AUTH_TEXT.search(str(exc))
+    return int(found.group(1) or found.group(2)) if found else None
+
+
+def _s3_auth_code(exc: BaseException) -> str | None:
+    for e in _chain(exc):
+        response = getattr(e, "response", None)
+        if isinstance(response, dict):  # botocore.exceptions.ClientError
+            code = str(response.get("Error", {}).get("Code", ""))
+            if code in _S3_AUTH_CODES:
+                return code
+    found = _S3_AUTH_TEXT.search(str(exc))
+    return found.group(1) if found else None
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying what went wrong: the first per-file failure of an aggregated download."""
+    text = str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith("##### File") and i + 1 < len(lines):
+            return f"{line.strip('# ')}: {lines[i + 1]}"[:400]
+    return (lines[0] if lines else type(exc).__name__)[:400]
+
+
+def _store_label(store: str) -> str:
+    """An artifact location as operators know it; S3 with the endpoint clients are sent to."""
+    label = f"the artifact store {store}"
+    endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL")
+    if store.startswith("s3://") and endpoint:
+        label += f" (endpoint {endpoint})"
+    return label
+
+
+def _is_direct_store(store: str | None) -> bool:
+    """Artefacts the client fetches itself (S3, GCS, ...), not through the MLflow server."""
+    if not store or "://" not in store:
+        return False
+    return store.split(":", 1)[0] not in {"http", "https", "mlflow-artifacts", "models", "runs", "file"}
+
+
+def translate(exc: BaseException, what: str, uri: str, store: str | None = None) -> TritonOpsError | None:
+    """Our error for a third-party one raised while ``what`` was done with MLflow at ``uri``.
+
+    ``store`` is the artifact location being downloaded, when one is: failures of a store
+    the client reaches directly (S3) are named as the store's, not MLflow's. ``None`` for
+    an exception that is not a registry or transport failure (a bug: let it surface).
+    Every message is scrubbed of credentials.
+    """
+    if isinstance(exc, TritonOpsError):
+        return None
     from mlflow.exceptions import MlflowException
 
+    where = scrub(uri)
+    reason = scrub(_reason(exc))
+    s3_code = _s3_auth_code(exc)
+    if s3_code is not None:
+        target = _store_label(store) if store else "the artifact store"
+        return CredentialsRefused(
+            scrub(
+                f"{target} refused the credentials ({s3_code}) ({what}): check AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY (or the workload's IAM role) and its access to the bucket"
+            )
+        )
+    status = _http_status(exc)
+    if status == 401:
+        return CredentialsRefused(
+            f"MLflow at {where} refused the credentials (HTTP 401) ({what}): "
+            "check MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+        )
+    if status == 403:
+        return CredentialsRefused(
+            f"MLflow at {where} denied access (HTTP 403) ({what}): the MLflow user "
+            "(MLFLOW_TRACKING_USERNAME) needs READ permission on the model and its experiment"
+        )
+    code = str(getattr(exc, "error_code", ""))
+    if isinstance(exc, MlflowException) and code in _NOT_FOUND_CODES:
+        return NotFound(f"{what}: {reason}")
+    local = next((e for e in _chain(exc) if isinstance(e, OSError) and e.filename), None)
+    if local is not None:  # the staging dir, not the network (disk full, permissions)
+        return RegistryUnavailable(scrub(f"could not write the files of {what}: {local}"))
+    transport = any(
+        isinstance(e, OSError) or type(e).__module__.split(".")[0] in _TRANSPORT_MODULES for e in _chain(exc)
+    )
+    if not transport and not isinstance(exc, MlflowException):
+        return None
+    unreachable = transport or bool(_UNREACHABLE_TEXT.search(str(exc)))
+    if store is not None and _is_direct_store(store) and unreachable:
+        return RegistryUnavailable(scrub(f"{_store_label(store)} is unreachable ({what}): {reason}"))
+    if unreachable:
+        return RegistryUnavailable(f"MLflow at {where} is unreachable ({what}): {reason}")
+    return RegistryUnavailable(f"MLflow at {where} failed ({what}): {reason}")
+
+
+@contextmanager
+def _translated(what: str, uri: str, store: str | None = None) -> Iterator[None]:
+    """Registry and transport errors raised inside become ours (see :func:`translate`)."""
     try:
         yield
-    except MlflowException as exc:
-        code = getattr(exc, "error_code", "")
-        message = str(exc).splitlines()[0] if str(exc) else code
-        if code in _NOT_FOUND_CODES:
-            raise NotFound(f"{what}: {message}") from exc
-        if "Max retries" in str(exc) or "Connection" in str(exc) or "timed out" in str(exc):
-            raise RegistryUnavailable(f"MLflow at {uri} is unreachable ({what}): {message}") from exc
-        raise RegistryUnavailable(f"MLflow at {uri} failed ({what}): {message}") from exc
-    except OSError as exc:
-        raise RegistryUnavailable(f"MLflow at {uri} is unreachable ({what}): {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - requests/urllib3/sqlalchemy raise many types
-        if type(exc).__module__.split(".")[0] in {"requests", "urllib3", "sqlalchemy", "botocore"}:
-            raise RegistryUnavailable(f"MLflow at {uri} is unreachable ({what}): {exc}") from exc
-        raise
+    except Exception as exc:  # noqa: BLE001 - MLflow, requests, urllib3, botocore, sqlalchemy raise many types
+        ours = translate(exc, what, uri, store)
+        if ours is None:
+            raise
+        raise ours from exc
 
 
 class MlflowRegistry:
@@ -128,8 +296,12 @@ class MlflowRegistry:
         dst.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         name = f"models:/{candidate.registry_model}/{candidate.version}"
-        with _translated(f"download of {name}", self._uri), DownloadProgress(dst, f"v{candidate.version}"):
+        with _translated(f"location of {name}", self._uri):
             uri = self._artifact_location(candidate)
+        with (
+            _translated(f"download of {name}", self._uri, store=uri),
+            DownloadProgress(dst, f"v{candidate.version}"),
+        ):
             local = Path(
                 mlflow.artifacts.download_artifacts(
                     artifact_uri=uri,
@@ -167,10 +339,10 @@ class MlflowRegistry:
     def tag_version(self, model: str, version: int, tags: dict[str, str]) -> None:
         """Best effort: record the deployment status on the registry version."""
         try:
-            with _translated("tagging", self._uri):
+            with _translated(f"tagging version {version} of {model!r}", self._uri):
                 for key, value in tags.items():
                     self._client.set_model_version_tag(model, str(version), key, value)
-        except (NotFound, RegistryUnavailable) as exc:
+        except (InputError, RegistryUnavailable) as exc:  # NotFound, CredentialsRefused (a READ-only user)
             log.warning("could not tag model=%s version=%s: %s", model, version, exc)
 
 
@@ -242,7 +414,12 @@ def _as_model_onnx(path: Path) -> Path:
 
 
 def load_input_example(model_dir: Path, signature: Signature) -> dict[str, Array] | None:
-    """The input example MLflow logged with the model, cast to the signature's types."""
+    """The input example MLflow logged with the model, cast to the signature's types.
+
+    Arrays come back in the ONNX model's shapes (the engine reshapes them to the dims
+    clients send). ``None`` (the caller synthesizes an input) when there is no example or
+    it does not fit the signature; why is logged.
+    """
     if not (model_dir / "MLmodel").is_file():
         return None
     try:
@@ -257,15 +434,87 @@ def load_input_example(model_dir: Path, signature: Signature) -> dict[str, Array
         return None
     if example is None:
         return None
+    if _is_frame(example):
+        arrays, why = frame_to_inputs(example, signature)
+        if arrays is None:
+            log.warning("input example in %s not used (an input is synthesized): %s", model_dir, why)
+        else:
+            log.info("input example in %s: a table mapped onto the inputs (%s)", model_dir, why)
+        return arrays
     if isinstance(example, np.ndarray):
         if len(signature.inputs) != 1:
             return None
         example = {signature.inputs[0].name: example}
-    if hasattr(example, "to_dict") and not isinstance(example, dict):
-        return None  # DataFrames do not map onto tensors reliably; synthesize instead
     out: dict[str, Array] = {}
     for spec in signature.inputs:
         if spec.name not in example:
             return None
         out[spec.name] = np.asarray(example[spec.name]).astype(NUMPY_DTYPES[spec.datatype])
     return out
+
+
+def _is_frame(value: Any) -> bool:
+    """A pandas DataFrame, recognised without importing pandas (MLflow brings it)."""
+    return hasattr(value, "columns") and hasattr(value, "to_numpy") and hasattr(value, "iloc")
+
+
+def frame_to_inputs(frame: Any, signature: Signature) -> tuple[dict[str, Array] | None, str]:
+    """Map a tabular input example onto the model's tensors: (arrays or None, why).
+
+    * every input named by a column: one input per column, a row per example
+      (cells that are lists become the inner dims);
+    * else a single input ``[N, k]``: the frame's ``k`` columns in order;
+    * else it does not map, and the reason says why.
+
+    Values are cast to the signature's dtypes; shapes must fit its fixed dims.
+    """
+    columns = [str(c) for c in frame.columns]
+    if len(frame) == 0:
+        return None, "the table has no rows"
+    names = [spec.name for spec in signature.inputs]
+    try:
+        if names and set(names) <= set(columns):
+            arrays = {}
+            for spec in signature.inputs:
+                arrays[spec.name] = _fit(np.asarray(frame[spec.name].tolist()), spec)
+            return arrays, f"columns {names} by name"
+        if len(signature.inputs) == 1:
+            spec = signature.inputs[0]
+            width = spec.dims[1] if len(spec.dims) == 2 else None
+            if width is None:
+                return None, f"input {spec.name!r} has dims {list(spec.dims)}, not [N, k]; columns {columns}"
+            if width not in (DYNAMIC, len(columns)):
+                return (
+                    None,
+                    f"input {spec.name!r} takes {width} features, the table has {len(columns)} columns",
+                )
+            return {
+                spec.name: _fit(frame.to_numpy(), spec)
+            }, f"{len(columns)} columns in order -> {spec.name!r}"
+        missing = sorted(set(names) - set(columns))
+        return None, f"inputs {missing} are not columns of the table (columns: {columns})"
+    except (TypeError, ValueError) as exc:
+        return None, str(exc)
+
+
+def _fit(values: Array, spec: TensorSpec) -> Array:
+    """``values`` cast to ``spec``'s dtype and, when it lacks a trailing 1-dim, given one."""
+    if values.ndim == len(spec.dims) - 1 and spec.dims[-1] == 1:
+        values = values[..., np.newaxis]
+    if values.ndim != len(spec.dims) or any(
+        want not in (DYNAMIC, got) for want, got in zip(spec.dims, values.shape, strict=True)
+    ):
+        raise ValueError(
+            f"input {spec.name!r} needs dims {list(spec.dims)}, the table gives {list(values.shape)}"
+        )
+    dtype = NUMPY_DTYPES[spec.datatype]
+    if values.dtype.kind in "fc" and spec.datatype not in FLOAT_TYPES and not np.isfinite(values).all():
+        raise ValueError(f"input {spec.name!r} is {spec.datatype}; the table has missing or infinite values")
+    if dtype == "object":
+        return values.astype(object)
+    try:
+        return values.astype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"input {spec.name!r} is {spec.datatype}; the table's values are not: {exc}"
+        ) from exc

@@ -166,3 +166,30 @@ def slow_model(depth: int = 48, width: int = 1024, seed: int = 1) -> onnx.ModelP
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     return model
+
+
+def sqrt_model(seed: int = 1) -> onnx.ModelProto:
+    """``softmax(sqrt(features) @ W + b)``: same interface as :func:`linear_model`, but NaN for
+    any negative feature (sqrt(-x) = NaN).
+
+    A model whose valid inputs are a subset of its input type's range (counts, prices,
+    ages): smoke-testing it with a random input fails; with the team's input example it passes.
+    """
+    w = numpy_helper.from_array(_weights(seed, N_FEATURES, N_CLASSES), "W")
+    b = numpy_helper.from_array(_weights(seed + 100, 1, N_CLASSES)[0], "B")
+    nodes = [
+        helper.make_node("Sqrt", ["features"], ["roots"]),
+        helper.make_node("MatMul", ["roots", "W"], ["xw"]),
+        helper.make_node("Add", ["xw", "B"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        f"sqrt_{seed}",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", N_FEATURES])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", N_CLASSES])],
+        initializer=[w, b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
