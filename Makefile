@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall only when what we install from changes.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: help venv demo test lint typecheck unit integration faults bench system-deps k8s-generate clean
+.PHONY: help venv demo test lint typecheck unit integration faults bench system-deps k8s-generate clean image k8s-e2e
 
 help:
 	@echo "make demo    create $(VENV), install, run the whole story on local processes"
@@ -14,6 +14,8 @@ help:
 	@echo "make unit    fast tests only (no processes)"
 	@echo "make faults  the fault matrix, with its table"
 	@echo "make bench   benchmarks (medians, ratios against a same-run baseline)"
+	@echo "make image   build the step image localhost/tritonops:dev with podman (no-op if unchanged)"
+	@echo "make k8s-e2e run the committed WorkflowTemplate as containers of that image"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,8 +61,19 @@ bench: $(STAMP)
 	cd bench && ../$(PY) serving_impact.py
 	cd bench && ../$(PY) peer_baseline.py
 
-test: $(STAMP) system-deps lint typecheck
+test: $(STAMP) system-deps lint typecheck image
 	$(PY) -m pytest tests -q
+
+# The one image every workflow step runs, built with podman into localhost/tritonops:dev;
+# skipped when nothing it is built from changed (the image is labelled with that hash).
+image: system-deps
+	bash scripts/build-image.sh
+
+# The committed WorkflowTemplate run as podman containers of that image (each step with the
+# template's command, env, securityContext and volumes) against a real Triton, MLflow server and
+# Pushgateway, plus the image's own checks. `make test` runs these too (tests/k8s_e2e).
+k8s-e2e: $(STAMP) system-deps image
+	$(PY) -m pytest tests/k8s/test_image.py tests/k8s_e2e -q
 
 # Regenerate the WorkflowTemplate YAML from workflows/ (never run in CI: the test compares).
 k8s-generate: $(STAMP)
