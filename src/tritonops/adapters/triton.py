@@ -6,8 +6,10 @@ replicas one by one: a load sent to a Kubernetes Service reaches one pod only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,27 +57,35 @@ class TritonReplica:
         self._address, self._ssl = split_url(url)
         self.timeouts = timeouts or TritonTimeouts()
         self._headers = dict(headers or {})
-        self._clients: dict[float, Any] = {}
+        # tritonclient's HTTP client is built on gevent, whose sockets belong to the thread (hub)
+        # that made them: the fan-out over replicas runs each replica's work in a pool thread,
+        # so every thread gets clients of its own.
+        self._local = threading.local()
+        self._every_client: list[Any] = []
 
     def __repr__(self) -> str:  # headers may hold a secret: never show them
         return f"TritonReplica({self.url!r})"
 
     def _client(self, timeout: float) -> Any:
-        if timeout not in self._clients:
+        clients: dict[float, Any] = self._local.__dict__.setdefault("clients", {})
+        if timeout not in clients:
             import tritonclient.http as httpclient
 
-            self._clients[timeout] = httpclient.InferenceServerClient(
+            clients[timeout] = httpclient.InferenceServerClient(
                 self._address,
                 ssl=self._ssl,
                 connection_timeout=self.timeouts.connect_s,
                 network_timeout=timeout,
             )
-        return self._clients[timeout]
+            self._every_client.append(clients[timeout])
+        return clients[timeout]
 
     def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        for client in self._every_client:
+            with contextlib.suppress(Exception):  # a client of a finished thread may not close cleanly
+                client.close()
+        self._every_client.clear()
+        self._local = threading.local()
 
     def _call(self, what: str, fn: Callable[[Any], T], timeout: float | None = None) -> T:
         """Run ``fn(client)``, translating transport failures to TritonUnavailable."""

@@ -42,7 +42,7 @@ from tritonops.core.naming import utc_stamp, validate_name, validate_run_id
 from tritonops.core.signature import Array, Signature
 from tritonops.core.state import Candidate, Current, Journal, Outcome, Phase, StepRecord
 from tritonops.core.verdict import interface_changes, smoke_problems, synthesize_inputs
-from tritonops.engine import configuration
+from tritonops.engine import configuration, fleet
 from tritonops.engine.leases import LeaseKeeper
 from tritonops.engine.settings import Settings
 from tritonops.errors import (
@@ -138,7 +138,9 @@ class Deployer:
         disappeared fails the step, and the run rolls back.
         """
         if journal.replicas and tuple(r.url for r in self.replicas) != tuple(journal.replicas):
-            log.info("run=%s uses the replicas pinned at its snapshot: %s", journal.run_id, list(journal.replicas))
+            log.info(
+                "run=%s uses the replicas pinned at its snapshot: %s", journal.run_id, list(journal.replicas)
+            )
             for replica in self.replicas:
                 replica.close()
             self.replicas = replicas_from_urls(
@@ -204,10 +206,13 @@ class Deployer:
             actor=self.settings.actor,
         )
         with self._step(journal, "snapshot") as box:
-            serving: dict[str, list[int]] = {}
-            for replica in self.replicas:
+
+            def observe(replica: TritonReplica) -> list[int]:
                 replica.require_live()
-                serving[replica.url] = replica.ready_versions(model)
+                return replica.ready_versions(model)
+
+            served = fleet.all_or_nothing(self.replicas, observe, "snapshot")
+            serving = {r.url: versions for r, versions in zip(self.replicas, served, strict=True)}
             box[0] = box[0].at(Phase.SNAPSHOTTED, serving_before=serving)
         return box[0]
 
@@ -362,8 +367,7 @@ class Deployer:
                 box[0].at(Phase.MATERIALIZED, loaded_versions=(candidate.version,), candidate_model=staging)
             )
             body = cfg.to_load_json(config)
-            for replica in self.replicas:
-                replica.load(staging, body)
+            fleet.all_or_nothing(self.replicas, lambda r: r.load(staging, body), "load")
             box[0] = box[0].at(Phase.LOADED)
         return box[0]
 
@@ -372,8 +376,9 @@ class Deployer:
         candidate, _ = self._candidate(journal)
         staging = self._staging(journal)
         with self._step(journal, "ready") as box:
-            for replica in self.replicas:
-                replica.wait_version_ready(staging, candidate.version)
+            fleet.all_or_nothing(
+                self.replicas, lambda r: r.wait_version_ready(staging, candidate.version), "ready"
+            )
             box[0] = box[0].at(Phase.READY)
         return box[0]
 
@@ -386,10 +391,11 @@ class Deployer:
         client = cfg.client_signature(config)  # what clients send and get: the config's dims
         inputs = self._smoke_inputs(journal, config)
         with self._step(journal, "smoke") as box:
-            answers = [
-                self._check_inference(replica, staging, candidate.version, client, inputs)
-                for replica in self.replicas
-            ]
+            answers = fleet.all_or_nothing(
+                self.replicas,
+                lambda r: self._check_inference(r, staging, candidate.version, client, inputs),
+                "smoke",
+            )
             results = dict(box[0].gates)
             results.update(self._run_gates(journal, staging, candidate.version, config, inputs, answers))
             box[0] = box[0].at(Phase.SMOKED, gates=results)
@@ -456,12 +462,15 @@ class Deployer:
             self.repo.write_config(model, cfg.render_pbtxt(cfg.pinned(config, [candidate.version])))
             client = cfg.client_signature(config)
             inputs = self._smoke_inputs(journal, config)
-            for replica in self.replicas:
+
+            def switch(replica: TritonReplica) -> None:
                 self._unload_staging(replica, journal)
                 replica.load(model)
                 replica.wait_version_ready(model, candidate.version)
                 self.wait_serving_only(replica, model, candidate.version, NotReady)
                 self._check_inference(replica, model, None, client, inputs, expect_version=candidate.version)
+
+            fleet.all_or_nothing(self.replicas, switch, "commit")
             current = Current(
                 model=model,
                 active_version=candidate.version,
@@ -506,18 +515,19 @@ class Deployer:
         notes: list[str] = []
         # Serving first: nothing that follows (quarantine, clean-up) may stand in its way.
         if touched_triton or journal.phase is Phase.COMMITTING:
-            for replica in self.replicas:
-                try:
-                    self._restore_replica(replica, journal)
-                except Unavailable as exc:
-                    if journal.phase is Phase.COMMITTING:
-                        problems.append(str(exc))  # it may have switched production: unknown
-                    else:
-                        # Production on it was never touched, and a restarted Triton loads
-                        # the committed config: a dead replica cannot serve the candidate.
-                        notes.append(f"{replica.url} unreachable ({exc}); it serves current.json when back")
-                except Exception as exc:  # noqa: BLE001 - one replica's failure must not stop the others
-                    problems.append(f"{replica.url}: {type(exc).__name__}: {exc}")
+            # Every replica is attempted, whatever happens to the others.
+            for result in fleet.each(self.replicas, lambda r: self._restore_replica(r, journal), "rollback"):
+                error = result.error
+                if error is None:
+                    continue
+                if isinstance(error, Unavailable) and journal.phase is not Phase.COMMITTING:
+                    # Production on it was never touched, and a restarted Triton loads
+                    # the committed config: a dead replica cannot serve the candidate.
+                    notes.append(f"{result.url} unreachable ({error}); it serves current.json when back")
+                elif isinstance(error, Unavailable):
+                    problems.append(str(error))  # it may have switched production: unknown
+                else:
+                    problems.append(f"{result.url}: {type(error).__name__}: {error}")
         try:
             quarantined = self._quarantine_candidate(journal)
         except Exception as exc:  # noqa: BLE001 - production is restored; the files stay where they are

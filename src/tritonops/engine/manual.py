@@ -13,10 +13,10 @@ from tritonops.core.naming import validate_name, validate_run_id
 from tritonops.core.signature import Signature
 from tritonops.core.state import Candidate, Journal, Phase
 from tritonops.core.verdict import interface_changes
-from tritonops.engine import configuration
+from tritonops.engine import configuration, fleet
 from tritonops.engine.deployer import Deployer
 from tritonops.engine.settings import Settings
-from tritonops.errors import ExitCode, InputError, InterfaceChanged, TritonOpsError
+from tritonops.errors import ExitCode, InputError, InterfaceChanged
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,13 @@ def recover(settings: Settings, model: str, run_id: str) -> dict[str, Any]:
         runs = deployer.recover_interrupted(model, run_id)
         current = deployer.repo.read_current(model)
         fixed, failed = [], []
-        for replica in deployer.replicas:
-            try:
-                if deployer.serve_committed(replica, model, current):
-                    fixed.append(replica.url)
-            except TritonOpsError as exc:
-                failed.append(f"{replica.url}: {exc}")
+        for outcome in fleet.each(
+            deployer.replicas, lambda r: deployer.serve_committed(r, model, current), "recover"
+        ):
+            if outcome.error is not None:
+                failed.append(f"{outcome.url}: {outcome.error}")
+            elif outcome.value:
+                fixed.append(outcome.url)
     summary = (
         f"serving version {current.active_version} everywhere"
         if current
