@@ -55,6 +55,7 @@ faults: $(STAMP) system-deps
 # Benchmarks print medians and ratios against a baseline measured in the same run.
 bench: $(STAMP)
 	cd bench && ../$(PY) deploy_overhead.py
+	cd bench && ../$(PY) fleet_scaling.py
 	cd bench && ../$(PY) materialize.py
 	cd bench && ../$(PY) rollback_time.py
 	cd bench && ../$(PY) step_startup.py

@@ -16,6 +16,7 @@ import numpy as np
 
 from tritonops.adapters.triton import TritonReplica
 from tritonops.core.signature import Array, Signature
+from tritonops.engine import fleet
 from tritonops.errors import GateFailed
 
 
@@ -98,13 +99,13 @@ def latency(
 ) -> GateReport:
     """p95 of the candidate under an absolute budget and under ``factor`` x production's p95.
 
-    Both are measured now, interleaved request by request on every replica, so
-    they share whatever else the machine is doing. The slowest replica counts.
+    Both are measured now, interleaved request by request on each replica (every replica at
+    once), so they share whatever else the machine is doing. The slowest replica counts.
     """
     outputs = [o.name for o in signature.outputs]
-    cand_p95, prod_p95 = 0.0, 0.0
-    for replica in replicas:
-        targets = [candidate] + ([production] if production else [])
+    targets = [candidate] + ([production] if production else [])
+
+    def measure(replica: TritonReplica) -> tuple[float, float]:
         for name, version in targets:
             for _ in range(warmup):
                 replica.infer(name, version, inputs, outputs)
@@ -114,8 +115,11 @@ def latency(
                 started = time.perf_counter()
                 replica.infer(name, version, inputs, outputs)
                 samples[label].append(time.perf_counter() - started)
-        cand_p95 = max(cand_p95, _p95_ms(samples["candidate"]))
-        prod_p95 = max(prod_p95, _p95_ms(samples["production"]))
+        return _p95_ms(samples["candidate"]), _p95_ms(samples["production"])
+
+    per_replica = fleet.all_or_nothing(replicas, measure, "latency gate")
+    cand_p95 = max((c for c, _ in per_replica), default=0.0)
+    prod_p95 = max((p for _, p in per_replica), default=0.0)
     measured = {
         "requests_per_replica": requests,
         "candidate_p95_ms": round(cand_p95, 3),
