@@ -144,6 +144,15 @@ def gate_options(fn: F) -> F:
             help="Golden parity: absolute tolerance (GPU/TensorRT replicas: ~1e-3). Env: TRITONOPS_PARITY_ATOL.",
         ),
         click.option(
+            "--parity-max-bytes",
+            type=click.IntRange(min=0),
+            default=GATE_DEFAULTS.parity_max_bytes,
+            show_default=True,
+            envvar="TRITONOPS_PARITY_MAX_BYTES",
+            help="Skip (and record as skipped) the parity gate for models larger than this: it runs "
+            "the model in the step's own memory. Env: TRITONOPS_PARITY_MAX_BYTES.",
+        ),
+        click.option(
             "--latency-requests",
             type=click.IntRange(min=0),
             default=GATE_DEFAULTS.latency_requests,
@@ -206,6 +215,7 @@ def _gates(opts: dict[str, Any]) -> GateSettings:
         parity=not opts.pop("no_parity_gate"),
         parity_rtol=opts.pop("parity_rtol"),
         parity_atol=opts.pop("parity_atol"),
+        parity_max_bytes=opts.pop("parity_max_bytes"),
         latency_requests=opts.pop("latency_requests"),
         latency_budget_ms=opts.pop("latency_budget_ms"),
         latency_factor=opts.pop("latency_factor"),
@@ -288,6 +298,8 @@ def cli() -> None:
     rollback  back to an earlier committed version, verified like a deploy
     recover   finish or undo a deploy that was killed
     step      one step of a deploy (what each Argo container runs)
+    plan      what a deploy would do now (version, interface, config diff, gates); changes nothing
+    webhook   receive MLflow registry webhooks: an alias set deploys (here, or as an Argo workflow)
 
     Exit codes: 0 committed or no-op, 2 bad input (nothing changed),
     3 verification failed (production restored), 4 rollback failed (look now).
@@ -485,6 +497,228 @@ def step(
     message, code = run_step(settings, name, model, run_id, alias)
     click.echo(message)
     sys.exit(int(code))
+
+
+# ----------------------------------------------------------------- plan
+@cli.command()
+@click.option("--model", required=True, help="Registered model name; also the Triton model name.")
+@click.option("--alias", required=True, help="Registry alias a deploy would follow, e.g. champion.")
+@click.option(
+    "--allow-interface-change",
+    is_flag=True,
+    help="Plan as `deploy --allow-interface-change` would run (the interface gate off).",
+)
+@gate_options
+@model_config_options
+@common_options
+def plan(model: str, alias: str, allow_interface_change: bool, **opts: Any) -> None:
+    """What `deploy` would do now, changing nothing: version, interface, config diff, replicas, gates.
+
+    \b
+    Exit 0: the plan (a no-op or a rejection included); 2: bad input, or the deploy would be
+    refused before it starts (a replica down, another run holds the model).
+    """
+    from tritonops.engine.plan import exit_code
+    from tritonops.engine.plan import plan as make_plan
+
+    _setup_logging(opts["verbose"])
+    if not opts["verbose"]:  # the engine's info lines would drown the plan
+        logging.getLogger("tritonops").setLevel(logging.WARNING)
+    settings = _settings(opts, allow_interface_change=allow_interface_change, gates=_gates(opts))
+    result = make_plan(settings, model, alias)
+    _emit(result, opts["as_json"], lambda: _print_plan(result))
+    sys.exit(exit_code(result))
+
+
+def _print_plan(p: dict[str, Any]) -> None:
+    before, after = p["version_change"]
+    was = f"version {before}" if before is not None else "nothing"
+    click.echo(
+        f"plan for {p['model']}@{p['alias']}: {p['action']} (committed: {was}; alias: version {after})"
+    )
+    for reason in p["reasons"]:
+        click.echo(f"  why:        {reason}")
+    click.echo(
+        f"  version:    {before if before is not None else '-'} -> {after} ({p['candidate']['source']})"
+    )
+    interface = p.get("interface")
+    if interface is not None:
+        changes = interface["changes"]
+        click.echo(f"  interface:  {'CHANGED: ' + '; '.join(changes) if changes else 'unchanged'}")
+    config = p.get("config")
+    if config is not None:
+        d = config["diff"]
+        parts = [f"{k} {d[k]}" for k in ("added", "changed", "removed") if d[k]]
+        click.echo(f"  config:     {'; '.join(parts) if parts else 'unchanged'} ({config['digest_after']})")
+        for line in config["text_diff"]:
+            click.echo(f"      {line}")
+    for r in p["replicas"]:
+        served = r["ready_versions"] if r["live"] else f"NOT LIVE ({r['error']})"
+        touch = "untouched" if p["action"] in ("noop", "reject") else "would load, verify and switch"
+        click.echo(f"  replica:    {r['url']} serves {served}: {touch}")
+    for g in p["gates"]:
+        click.echo(f"  gate:       {g['name']:<10} {'on ' if g['on'] else 'off'} {g['detail']}")
+    for s in p["steps"]:
+        click.echo(f"  step:       {s}")
+    for r in p["refused"]:
+        click.echo(f"  REFUSED:    {r}")
+    click.echo("nothing was changed (plan is a dry run)")
+
+
+# ----------------------------------------------------------------- webhook
+@cli.command()
+@click.option(
+    "--listen", required=True, help="HOST:PORT to serve on, e.g. 0.0.0.0:8080 ([::]:8080 for IPv6)."
+)
+@click.option(
+    "--secret-env",
+    required=True,
+    help="Name of the environment variable holding the secret the MLflow webhook was created with "
+    "(the secret is never a flag: flags show in process lists).",
+)
+@click.option(
+    "--model", "models", multiple=True, help="Deploy only this model (repeat). Default: every model."
+)
+@click.option(
+    "--alias", "aliases", multiple=True, help="Follow only this alias (repeat). Default: every alias."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["local", "argo"]),
+    required=True,
+    help="local: run the deploy in this process (the deploy settings below); "
+    "argo: submit the tritonops-deploy WorkflowTemplate through the Argo Server API.",
+)
+@click.option(
+    "--argo-server",
+    envvar="TRITONOPS_ARGO_SERVER",
+    default=None,
+    help="Argo Server URL. Env: TRITONOPS_ARGO_SERVER.",
+)
+@click.option(
+    "--argo-namespace",
+    envvar="TRITONOPS_ARGO_NAMESPACE",
+    default=None,
+    help="Namespace of the WorkflowTemplate. Env: TRITONOPS_ARGO_NAMESPACE.",
+)
+@click.option(
+    "--argo-token-env",
+    default="ARGO_TOKEN",
+    show_default=True,
+    help="Name of the environment variable holding the Argo Server bearer token.",
+)
+@click.option(
+    "--argo-ca-file",
+    envvar="TRITONOPS_ARGO_CA_FILE",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="CA bundle for the Argo Server's TLS certificate (default: the system's). Env: TRITONOPS_ARGO_CA_FILE.",
+)
+@click.option(
+    "--argo-poll-seconds",
+    type=click.FloatRange(min=0.05),
+    default=5.0,
+    show_default=True,
+    help="How often a submitted workflow's phase is read (events meanwhile collapse into one follow-up).",
+)
+@click.option(
+    "--replay-window-seconds",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Signed timestamps further than this from now are refused.",
+)
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Deploys of different models at once (one per model, always).",
+)
+@gate_options
+@model_config_options
+@common_options
+def webhook(
+    listen: str,
+    secret_env: str,
+    models: tuple[str, ...],
+    aliases: tuple[str, ...],
+    mode: str,
+    argo_server: str | None,
+    argo_namespace: str | None,
+    argo_token_env: str,
+    argo_ca_file: Path | None,
+    argo_poll_seconds: float,
+    replay_window_seconds: float,
+    max_parallel: int,
+    **opts: Any,
+) -> None:
+    """Receive MLflow model-registry webhooks; deploy when an allowed alias is set.
+
+    \b
+    The alias is resolved again by the deploy: a delivery never decides the version.
+    Signature (HMAC-SHA256, MLflow's scheme) checked first; 202 at once, deploy after.
+    GET /healthz, GET /metrics (Prometheus).
+    """
+    from dataclasses import replace
+
+    from tritonops import webhook as wh
+    from tritonops.core.naming import validate_name
+
+    _setup_logging(opts["verbose"])
+    secret = os.environ.get(secret_env, "")
+    if not secret:
+        raise InputError(f"environment variable {secret_env} (--secret-env) is empty or unset")
+    for name in models:
+        validate_name("model", name)
+    for name in aliases:
+        validate_name("alias", name)
+    wh.parse_listen(listen)
+    deploy: wh.DeployFn
+    if mode == "local":
+        if opts["repo"] is None:
+            raise InputError("--mode local needs --repo (or TRITONOPS_REPO): it runs the deploys itself")
+        settings = _settings(opts, gates=_gates(opts))
+        settings = replace(settings, actor=f"{settings.actor} (webhook)")
+        settings.registry.resolved()  # no tracking URI: exit 2 now, not at the first event
+        deploy = wh.LocalDeploys(settings)
+    else:
+        token = os.environ.get(argo_token_env, "")
+        missing = [
+            what
+            for what, value in (
+                ("--argo-server", argo_server),
+                ("--argo-namespace", argo_namespace),
+                (f"${argo_token_env}", token),
+            )
+            if not value
+        ]
+        if missing:
+            raise InputError(f"--mode argo needs {', '.join(missing)}")
+        assert argo_server is not None and argo_namespace is not None
+        deploy = wh.ArgoSubmits(
+            wh.ArgoSettings(
+                server=argo_server,
+                namespace=argo_namespace,
+                token=token,
+                poll_s=argo_poll_seconds,
+                verify=str(argo_ca_file) if argo_ca_file else True,
+            )
+        )
+    dispatcher = wh.Dispatcher(deploy, max_parallel=max_parallel)
+    receiver = wh.Receiver(
+        secret.encode("utf-8"),
+        wh.Rules(frozenset(models), frozenset(aliases)),
+        dispatcher,
+        window_s=replay_window_seconds,
+    )
+    wh.serve(receiver, listen)
+
+
+# --repo is what --mode local deploys into; --mode argo has no repository of its own.
+for _param in webhook.params:
+    if _param.name == "repo":
+        _param.required = False
 
 
 # ----------------------------------------------------------------- local / demo
