@@ -565,6 +565,13 @@ class PodmanArgo:
         return True
 
     # ------------------------------------------------------------------ a pod
+    def debug_pod(self, template_name: str, command: list[str]) -> StepRun:
+        """The template's pod exactly as a step gets it, running ``command`` instead (like
+        `kubectl debug --copy-to`): to look at what the step's container is given."""
+        template = self.templates[template_name]
+        template = {**template, "container": {**template["container"], "command": command, "args": []}}
+        return self._run_pod(f"debug-{template_name}", template, None, 0)
+
     def _run_pod(self, node: str, template: dict[str, Any], status: str | None, attempt: int) -> StepRun:
         container = self._substituted(template["container"], status)
         _unknown(f"container of {template['name']}", container, HANDLED_CONTAINER)

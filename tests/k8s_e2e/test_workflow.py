@@ -181,3 +181,76 @@ def test_c_a_terminated_workflow_is_repaired_by_a_later_one(cluster: Cluster) ->
     assert [q.split(".")[0] for q in quarantined] == [str(v2)]
     assert cluster.current(model)["active_version"] == v2
     assert_serving(cluster, model, v2, seed=2)
+
+
+PROBE = r"""
+import json, os, sys
+status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
+
+def writable(path):
+    try:
+        with open(os.path.join(path, ".probe"), "w"):
+            pass
+        os.unlink(os.path.join(path, ".probe"))
+        return True
+    except OSError:
+        return False
+
+mounts = json.loads(sys.argv[1])
+print(json.dumps({
+    "uid": os.getuid(), "gid": os.getgid(), "groups": sorted(os.getgroups()),
+    "cap_bnd": int(status["CapBnd"], 16), "cap_eff": int(status["CapEff"], 16),
+    "no_new_privs": status["NoNewPrivs"].strip(),
+    "seccomp": status["Seccomp"].strip(), "root_writable": writable("/") or writable("/opt"),
+    "mounts": {m: writable(m) for m in mounts},
+    "files": {m: sorted(os.listdir(m)) for m in mounts},
+    "memory_limit": int(open("/sys/fs/cgroup/memory/memory.limit_in_bytes").read()),
+    "env": dict(os.environ),
+}))
+"""
+
+
+def test_every_pod_gets_the_templates_user_privileges_volumes_and_env(cluster: Cluster) -> None:
+    """What a step's container is given, looked at from inside, for every container template:
+    the runner must map the pod spec faithfully for the scenarios above to mean anything."""
+    from tests.k8s_e2e.runner import quantity
+
+    wf = cluster.workflow("fraud-probe")
+    spec = wf.template["spec"]
+    pod_sc = spec["securityContext"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    for name, template in wf.templates.items():
+        if "container" not in template:
+            continue
+        container = template["container"]
+        sc = container["securityContext"]
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        run = wf.debug_pod(name, ["python", "-c", PROBE, json.dumps(sorted(mounts))])
+        assert run.exit_code == 0, run.output
+        seen = json.loads(run.output.strip().splitlines()[-1])
+        assert (seen["uid"], seen["gid"]) == (
+            sc.get("runAsUser", pod_sc["runAsUser"]),
+            sc.get("runAsGroup", pod_sc["runAsGroup"]),
+        )
+        assert pod_sc["fsGroup"] in seen["groups"]
+        # Bounding set: a non-root process has no effective capabilities anyway.
+        assert seen["cap_bnd"] == seen["cap_eff"] == 0 and sc["capabilities"]["drop"] == ["ALL"]
+        assert seen["no_new_privs"] == "1" and sc["allowPrivilegeEscalation"] is False
+        assert seen["seccomp"] == "2" and sc["seccompProfile"]["type"] == "RuntimeDefault"  # filter mode
+        assert seen["root_writable"] is False and sc["readOnlyRootFilesystem"] is True
+        for path, mount in mounts.items():
+            volume = volumes[mount["name"]]
+            read_only = mount.get("readOnly") or "configMap" in volume or "secret" in volume
+            assert seen["mounts"][path] is not read_only, (name, path)
+            if "configMap" in volume:
+                assert seen["files"][path] == sorted(cluster.config_maps[volume["configMap"]["name"]]), path
+        assert seen["memory_limit"] == int(quantity(container["resources"]["limits"]["memory"]))
+        env = seen["env"]
+        # envFrom (the ConfigMap, loopback addresses), env values, the Secret's key.
+        assert env["TRITONOPS_TRITON_URL"] == cluster.triton_url
+        assert env["TRITONOPS_TRITON_API_KEY"] == cluster.api_key
+        for item in container["env"]:
+            if "value" in item:
+                assert env[item["name"]] == wf.substitute(item["value"], None), item
+            elif item["valueFrom"]["secretKeyRef"]["key"] not in cluster.secrets["tritonops-secrets"]:
+                assert item["name"] not in env  # an optional key the Secret does not have
