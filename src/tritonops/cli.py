@@ -774,6 +774,35 @@ def demo(workdir: Path, http_port: int) -> None:
     click.echo(f"\ndemo finished in {time.monotonic() - started:.0f}s")
 
 
+# ----------------------------------------------------------------- follow
+@cli.command()
+@click.option(
+    "--targets",
+    envvar="TRITONOPS_FOLLOW",
+    default="",
+    help="MODEL@ALIAS pairs to follow, comma-separated, e.g. fraud@champion,churn@champion. "
+    "Env: TRITONOPS_FOLLOW.",
+)
+@click.option(
+    "--committed",
+    is_flag=True,
+    help="List every committed model no run is working on instead (what drift repair checks); "
+    "no registry needed, --targets ignored.",
+)
+@common_options
+def follow(targets: str, committed: bool, **opts: Any) -> None:
+    """Which followed MODEL@ALIAS moved: the alias points at a version not committed here.
+
+    Prints them (--json: [{"model": ..., "alias": ...}]); nothing is downloaded or changed."""
+    from tritonops.follow import run as run_follow
+
+    _setup_logging(opts["verbose"])
+    text, code = run_follow(_settings(opts), targets, committed, opts["as_json"])
+    if text:
+        click.echo(text)
+    sys.exit(code)
+
+
 def main() -> None:
     """Entry point: the one error boundary of the CLI."""
     try:
