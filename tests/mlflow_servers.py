@@ -176,9 +176,15 @@ class Servers:
     admin_password: str
 
     def stop(self) -> None:
-        for server in (self.proxied, self.direct, self.auth):
-            server.process.stop()
+        """All at once: each MLflow server takes seconds to shut down gracefully."""
+        import threading
+
+        stops = [threading.Thread(target=s.process.stop) for s in (self.proxied, self.direct, self.auth)]
+        for t in stops:
+            t.start()
         self.s3.stop()
+        for t in stops:
+            t.join()
 
 
 def start_servers(root: Path, meanwhile: Callable[[], object] = lambda: None) -> Servers:
