@@ -65,7 +65,7 @@ ensure_base() {
   # Nothing a container needs: package caches and lists, docs, man pages, translations.
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
     "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/* "$rootfs"/var/log/*
-  tar -C "$rootfs" -c . | pm import \
+  tar -C "$rootfs" -c . | pm import --quiet \
     --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
     --change 'LABEL tritonops.base="stand-in: debootstrap bookworm minbase + python3.11"' \
