@@ -332,4 +332,5 @@ def test_rollback_proves_production_with_its_own_input_example(
     assert last["version"] == v2 and last["error"]["type"] == "SmokeFailed", last
     assert env.current(model_name)["active_version"] == v1
     assert_serving(triton, model_name, v1, model, POSITIVE)
-    assert result.returncode == 3, result.stderr  # today: 4, rollback_failed (v1 asked about negatives)
+    # Was 4 (rollback_failed) while rollback proved v1 with v2's synthesized input (negatives).
+    assert result.returncode == 3, result.stderr
