@@ -57,6 +57,7 @@ bench: $(STAMP)
 	cd bench && ../$(PY) deploy_overhead.py
 	cd bench && ../$(PY) fleet_scaling.py
 	cd bench && ../$(PY) materialize.py
+	cd bench && ../$(PY) step_memory.py
 	cd bench && ../$(PY) rollback_time.py
 	cd bench && ../$(PY) step_startup.py
 	cd bench && ../$(PY) serving_impact.py

@@ -272,3 +272,23 @@ def test_recover_undoes_a_run_that_was_killed_after_load(
     assert ready_versions(env.triton_urls[0], staging) == []
     assert not (env.repo / staging).exists()
     assert env.cli("status", "--model", model_name).returncode == 0
+
+
+def test_parity_reference_is_computed_while_triton_loads_and_large_models_skip_the_gate(
+    env: Env, registry: Registry, model_name: str
+) -> None:
+    registry.register(model_name, linear_model(seed=1))
+    result = env.cli("deploy", "--model", model_name, "--alias", "champion", "--run-id", "parity-ref-1")
+    assert result.returncode == 0, result.stderr
+    journal = json.loads((env.state / "runs" / model_name / "parity-ref-1" / "journal.json").read_text())
+    assert journal["parity_reference"] and np.load(journal["parity_reference"])["probabilities"].shape == (
+        2,
+        2,
+    )
+    assert env.history(model_name)[-1]["gates"]["parity"]["passed"] is True
+
+    registry.register(model_name, linear_model(seed=2))
+    result = env.cli("deploy", "--model", model_name, "--alias", "champion", TRITONOPS_PARITY_MAX_BYTES="100")
+    assert result.returncode == 0, result.stderr
+    parity = env.history(model_name)[-1]["gates"]["parity"]
+    assert parity["skipped"] is True and "over the in-process limit" in parity["detail"]

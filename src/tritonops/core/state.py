@@ -201,6 +201,7 @@ class Journal:
     installed_dir: bool = False  # this run put <model>/<version>/ into the repository
     staged_dir: str | None = None
     smoke_input: str | None = None
+    parity_reference: str | None = None  # onnxruntime's answers, computed while Triton loaded
     loaded_versions: tuple[int, ...] = ()
     candidate_model: str | None = None  # the staging name the candidate is verified under
     gates: Mapping[str, Any] = field(default_factory=dict)  # gate name -> measured results
@@ -263,6 +264,7 @@ class Journal:
             "installed_dir": self.installed_dir,
             "staged_dir": self.staged_dir,
             "smoke_input": self.smoke_input,
+            "parity_reference": self.parity_reference,
             "loaded_versions": list(self.loaded_versions),
             "candidate_model": self.candidate_model,
             "gates": dict(self.gates),
@@ -300,6 +302,7 @@ class Journal:
                 installed_dir=bool(data.get("installed_dir", False)),
                 staged_dir=data.get("staged_dir"),
                 smoke_input=data.get("smoke_input"),
+                parity_reference=data.get("parity_reference"),
                 loaded_versions=tuple(int(v) for v in data.get("loaded_versions", [])),
                 candidate_model=data.get("candidate_model"),
                 gates=dict(data.get("gates") or {}),

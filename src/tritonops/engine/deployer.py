@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -367,8 +368,11 @@ class Deployer:
                 box[0].at(Phase.MATERIALIZED, loaded_versions=(candidate.version,), candidate_model=staging)
             )
             body = cfg.to_load_json(config)
-            fleet.all_or_nothing(self.replicas, lambda r: r.load(staging, body), "load")
-            box[0] = box[0].at(Phase.LOADED)
+            # While Triton loads (seconds, for a large model), compute what the parity gate
+            # compares against: the smoke step then only infers and compares.
+            with _alongside(self._parity_reference, box[0]) as reference:
+                fleet.all_or_nothing(self.replicas, lambda r: r.load(staging, body), "load")
+            box[0] = box[0].at(Phase.LOADED, parity_reference=reference.result)
         return box[0]
 
     def ready(self, journal: Journal) -> Journal:
@@ -415,11 +419,16 @@ class Deployer:
         settings = self.settings.gates
         signature = cfg.client_signature(config)
         out: dict[str, Any] = {}
-        if settings.parity:
-            vdir = self.repo.version_dir(journal.model, version)
-            report = gates.parity(
-                vdir, cfg.model_shaped(config, inputs), answers, settings.parity_rtol, settings.parity_atol
-            )
+        too_big = self._parity_skip_reason(journal)
+        if settings.parity and too_big:
+            out["parity"] = {"passed": True, "skipped": True, "detail": too_big}
+            log.warning("model=%s parity gate skipped: %s", journal.model, too_big)
+        elif settings.parity:
+            reference = self._load_reference(journal)
+            if reference is None:
+                vdir = self.repo.version_dir(journal.model, version)
+                reference = gates.reference_outputs(vdir, cfg.model_shaped(config, inputs))
+            report = gates.parity(reference, answers, settings.parity_rtol, settings.parity_atol)
             out["parity"] = report.to_dict()
             self.store.save(journal.at(journal.phase, gates={**journal.gates, **out}))
             if not report.passed:
@@ -442,6 +451,40 @@ class Deployer:
             if not report.passed:
                 raise GateFailed(f"latency: {report.detail}")
         return out
+
+    def _parity_skip_reason(self, journal: Journal) -> str | None:
+        """Why the parity gate must not run in this process (the model is too large), or None."""
+        limit = self.settings.gates.parity_max_bytes
+        candidate, _ = self._candidate(journal)
+        vdir = self.repo.version_dir(journal.model, candidate.version)
+        size = sum(p.stat().st_size for p in vdir.rglob("*") if p.is_file())
+        if size <= limit:
+            return None
+        return (
+            f"the model is {size / 2**30:.2f} GiB, over the in-process limit of {limit / 2**30:.2f} GiB "
+            "(--parity-max-bytes / TRITONOPS_PARITY_MAX_BYTES)"
+        )
+
+    def _parity_reference(self, journal: Journal) -> str | None:
+        """onnxruntime's answers to the smoke inputs, saved beside the journal; None to skip."""
+        if not self.settings.gates.parity or self._parity_skip_reason(journal):
+            return None
+        from tritonops.engine import gates
+
+        candidate, _ = self._candidate(journal)
+        config = self._config(journal)
+        inputs = cfg.model_shaped(config, self._smoke_inputs(journal, config))
+        reference = gates.reference_outputs(self.repo.version_dir(journal.model, candidate.version), inputs)
+        path = self.store.run_dir(journal.model, journal.run_id) / "parity_reference.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, **reference)
+        return str(path)
+
+    def _load_reference(self, journal: Journal) -> dict[str, Array] | None:
+        if not journal.parity_reference or not Path(journal.parity_reference).is_file():
+            return None
+        with np.load(journal.parity_reference, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
 
     def commit(self, journal: Journal) -> Journal:
         """Switch production to the verified candidate on every replica, then write current.json.
@@ -624,10 +667,22 @@ class Deployer:
         if previous is not None:
             committed = configuration.committed_config(previous, journal.previous_config)
             client = cfg.client_signature(committed) if committed else previous.signature
-            inputs = synthesize_inputs(client)
+            inputs = self._production_inputs(previous, committed) or synthesize_inputs(client)
             self._check_inference(
                 replica, model, None, client, inputs, expect_version=previous.active_version
             )
+
+    def _production_inputs(self, current: Current, config: ModelConfig | None) -> dict[str, Array] | None:
+        """The input the committed version was verified with (its own MLflow input example),
+        so that proving it serves again uses data it accepts, not a random tensor."""
+        if not current.deploy_run:
+            return None
+        path = self.store.run_dir(current.model, current.deploy_run) / "smoke_input.npz"
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        return cfg.client_shaped(config, arrays) if config is not None else arrays
 
     def serve_committed(
         self, replica: TritonReplica, model: str, current: Current | None, reload: bool = False
@@ -941,6 +996,31 @@ class Deployer:
             "unfinished_runs": [j.run_id for j in self.store.unfinished(model)],
             "in_progress": self._in_progress(model),
         }
+
+
+class _Alongside:
+    """The result of work run in a thread next to the caller's (None if it failed: the caller's
+    own path then does the work itself and reports any error where it belongs)."""
+
+    result: Any = None
+
+
+@contextmanager
+def _alongside(work: Callable[[Journal], Any], journal: Journal) -> Iterator[_Alongside]:
+    box = _Alongside()
+
+    def run() -> None:
+        try:
+            box.result = work(journal)
+        except Exception as exc:  # noqa: BLE001 - redone (and reported) by the step that needs it
+            log.info("background preparation for run=%s failed (%s); redone later", journal.run_id, exc)
+
+    thread = threading.Thread(target=run, name="alongside", daemon=True)
+    thread.start()
+    try:
+        yield box
+    finally:
+        thread.join()
 
 
 class AlreadyFinished(Exception):

@@ -30,18 +30,8 @@ class GateReport:
         return {"passed": self.passed, "detail": self.detail, **self.measured}
 
 
-def parity(
-    version_dir: Path,
-    inputs: dict[str, Array],
-    answers: Sequence[dict[str, Array]],
-    rtol: float,
-    atol: float,
-) -> GateReport:
-    """Every replica's answer must match onnxruntime run here on the same files.
-
-    Catches what still "infers fine" but is wrong: a config that reorders or
-    retypes tensors, a backend that converts dtypes, a replica with other files.
-    """
+def reference_outputs(version_dir: Path, inputs: dict[str, Array]) -> dict[str, Array]:
+    """What onnxruntime, run here on the same files, answers for ``inputs`` (model-shaped)."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -55,7 +45,20 @@ def parity(
         str(version_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
     )
     names = [o.name for o in session.get_outputs()]
-    reference = dict(zip(names, session.run(names, inputs), strict=True))
+    return dict(zip(names, (np.asarray(a) for a in session.run(names, inputs)), strict=True))
+
+
+def parity(
+    reference: dict[str, Array],
+    answers: Sequence[dict[str, Array]],
+    rtol: float,
+    atol: float,
+) -> GateReport:
+    """Every replica's answer must match onnxruntime's on the same files (``reference``).
+
+    Catches what still "infers fine" but is wrong: a config that reorders or
+    retypes tensors, a backend that converts dtypes, a replica with other files.
+    """
     worst = 0.0
     problems = []
     for i, answer in enumerate(answers):

@@ -19,6 +19,9 @@ class GateSettings:
     parity: bool = True  # Triton's answer vs. onnxruntime on the same artefact, in this process
     parity_rtol: float = 1e-4
     parity_atol: float = 1e-5
+    # The parity gate runs the model in the step's own process: above this size it is skipped
+    # (and recorded as skipped) rather than risk an out-of-memory kill of the step's pod.
+    parity_max_bytes: int = 2 * 1024**3
     latency_requests: int = 30  # timed requests per replica; 0 turns the latency gate off
     latency_budget_ms: float = 1000.0  # absolute p95 budget for the candidate
     latency_factor: float = 3.0  # candidate p95 may be at most this times production's...
