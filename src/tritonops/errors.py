@@ -6,6 +6,8 @@
     │   ├── NotFound            the registry has no such model, alias or version
     │   ├── ConfigInvalid       a model-config template Triton's schema refuses, or that
     │   │                       contradicts the model's ONNX file
+    │   ├── CredentialsRefused  MLflow or its artifact store refused the credentials (401/403)
+    │   ├── UnsafeArtifact      an artefact names a path outside its own download directory
     │   └── Busy                another deploy of the same model holds the lock
     ├── Unavailable             a dependency did not answer; retrying later may work
     │   ├── RegistryUnavailable MLflow tracking server or artifact store
@@ -64,6 +66,15 @@ class NotFound(InputError):
 
 class ConfigInvalid(InputError):
     """The operator's model-config template is malformed or contradicts the ONNX file."""
+
+
+class CredentialsRefused(InputError):
+    """MLflow or its artifact store refused the credentials (HTTP 401/403). Retrying with the
+    same credentials cannot help."""
+
+
+class UnsafeArtifact(InputError):
+    """The artefact names a path outside its download directory (MLmodel paths, symlinks)."""
 
 
 class Busy(InputError):

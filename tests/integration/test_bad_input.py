@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.helpers import Env, Registry, tree_digest
@@ -129,3 +131,23 @@ def test_help_explains(env: Env) -> None:
     ):
         assert flag in result.stdout
     assert "Exit codes" in env.cli("--help").stdout
+
+
+def test_artefact_naming_a_path_outside_its_download_moves_nothing(
+    env: Env, registry: Registry, model_name: str
+) -> None:
+    """A crafted MLmodel (flavors.onnx.data) pointing at another model's current.json."""
+
+    other = f"{model_name}-other"
+    registry.register(other, linear_model(seed=1))
+    assert env.cli("deploy", "--model", other, "--alias", "champion").returncode == 0
+    victim = env.repo / other / "current.json"
+    before = tree_digest(env.repo)
+    mlmodel = f"flavors:\n  onnx:\n    data: {victim}\n".encode()
+    registry.register_raw(model_name, linear_model(seed=2).SerializeToString(), extra={"MLmodel": mlmodel})
+
+    result = env.cli("deploy", "--model", model_name, "--alias", "champion", "--json")
+
+    assert result.returncode == 2, result.stderr
+    assert json.loads(result.stdout)["error"]["type"] == "UnsafeArtifact"
+    assert tree_digest(env.repo) == before  # the other model's current.json is where it was

@@ -25,10 +25,12 @@ from tritonops.core.signature import DYNAMIC, FLOAT_TYPES, NUMPY_DTYPES, Array, 
 from tritonops.core.state import Candidate
 from tritonops.errors import (
     ArtifactInvalid,
+    CredentialsRefused,
     InputError,
     NotFound,
     RegistryUnavailable,
     TritonOpsError,
+    UnsafeArtifact,
 )
 
 log = logging.getLogger(__name__)
@@ -69,11 +71,6 @@ class RegistrySettings:
             )
         registry = self.registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or tracking
         return tracking, registry
-
-
-class CredentialsRefused(InputError):
-    """MLflow or its artifact store refused the credentials (HTTP 401/403). Exit 2: retrying
-    with the same credentials cannot help. A subclass of InputError in the tree of errors.py."""
 
 
 # Environment variables whose values are secrets: never echoed, whatever a library put them in.
@@ -389,16 +386,37 @@ class DownloadProgress:
             self.stream.flush()
 
 
+def _inside(root: Path, path: Path, what: str) -> Path:
+    """``path`` resolved, if it stays inside ``root``; an artefact must never name anything else."""
+    base = root.resolve()
+    resolved = path.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise UnsafeArtifact(
+            f"the artefact's {what} points outside its download directory ({path} -> {resolved}); "
+            "nothing was moved"
+        )
+    return resolved
+
+
 def find_model_dir(root: Path) -> Path:
-    """The directory that holds the ONNX file, whichever layout was downloaded."""
+    """The directory that holds the ONNX file, whichever layout was downloaded.
+
+    Every path the artefact names (MLmodel's ``flavors.onnx.data``, symlinks among its files)
+    must stay inside ``root``: a crafted MLmodel must not make tritonops rename another file.
+    """
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            _inside(root, path, f"symlink {path.relative_to(root)}")
     mlmodel = root / "MLmodel"
     if mlmodel.is_file():
         import yaml
 
         flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {})
         data = (flavors.get("onnx") or {}).get("data")
-        if data and (root / data).is_file():
-            return _as_model_onnx(root / data).parent
+        if data:
+            target = _inside(root, root / str(data), f"MLmodel flavors.onnx.data {data!r}")
+            if target.is_file():
+                return _as_model_onnx(target).parent
     candidates = sorted(root.rglob("*.onnx"))
     if len(candidates) != 1:
         raise ArtifactInvalid(

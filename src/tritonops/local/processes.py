@@ -128,7 +128,9 @@ def start_mlflow_server(
         "--artifacts-destination", str(root / "artifacts"),
         "--serve-artifacts",
     ]  # fmt: skip
-    proc = Process(argv, log)
+    # MLflow 3's job runner starts worker processes that outlive SIGTERM: nothing here uses it.
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    proc = Process(argv, log, env=env)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: http_ok(f"{url}/health"), timeout_s, f"MLflow server on port {port}", proc.proc, log)
     proc.url = url
