@@ -1,84 +1,83 @@
-"""The Argo WorkflowTemplate ``tritonops-deploy``, defined with Hera.
+"""The Argo WorkflowTemplates ``tritonops-deploy`` and ``tritonops-rollback``, defined with Hera.
 
     argo submit --from workflowtemplate/tritonops-deploy -p model=fraud -p alias=champion
+    argo submit --from workflowtemplate/tritonops-deploy -p model=fraud --entrypoint deploy-allow-interface-change
+    argo submit --from workflowtemplate/tritonops-rollback -p model=fraud -p to=7
 
-Every task is a container from one image running ``tritonops ...`` against the
-shared RWX PVC; the steps hand over through the run's journal on that volume
-(``--run-id {{workflow.name}}``). The ``onExit`` handler rolls back when the
-workflow did not succeed and then always pushes metrics.
+Every task is a container from one image running ``tritonops ...`` against the shared RWX PVC;
+the steps hand over through the run's journal on that volume (``--run-id {{workflow.name}}``).
+The ``onExit`` handler — the same in both templates — rolls back when the workflow did not
+succeed and then always pushes metrics.
 
-What the real engines enforce, and this file respects (tests/workflows/argo_rules.py and
-tests/k8s check each one):
+Entry points of ``tritonops-deploy``: ``deploy`` (the default), ``deploy-allow-interface-change``
+(the same chain; ``materialize`` accepts a candidate whose inputs/outputs differ) and ``recover``.
+``tritonops-rollback`` returns production to an earlier committed version with
+``tritonops rollback --to``: load, ready, smoke (with the same gates) and commit, as a deploy.
 
-* Argo accepts ``activeDeadlineSeconds`` (and, in older releases, ``retryStrategy``) only on
-  leaf templates: every deadline here is on a container template, none on the DAG or the
-  exit handler's steps.
-* A retried step's ``backoff.maxDuration`` is also the deadline Argo gives each attempt's pod,
-  so it is never shorter than the step's own deadline; the workflow deadline is at least every
-  step's budget added up.
-* The namespace enforces Pod Security ``restricted``, and Argo adds its own ``init`` and
-  ``wait`` containers to every pod without a securityContext: ``podSpecPatch`` gives them one.
+The gate settings are parameters of both (``parity-rtol``, ``parity-atol``, ``latency-requests``,
+``latency-budget-ms``, ``latency-factor``), handed to every step as the environment variables the
+CLI reads. Their defaults here are the CLI's (GateSettings); each overlay copies its own
+``tritonops-config`` values over them (kustomize ``replacements``), so a workflow submitted
+without them gates exactly as the overlay says. Parameters never carry secrets.
 
-Regenerate the committed YAML with ``make k8s-generate``; a test fails when the
-YAML under ``k8s/`` and this file drift apart.
+Deadlines (see common.py): every one is on a container template; the workflow deadline is
+every step's budget on the longest entry point added up, the exit handler's included.
+
+Regenerate the committed YAML with ``make k8s-generate`` (this file, run as a script, writes
+every generated Argo object); a test fails when the YAML under ``k8s/`` and the Python drift
+apart.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from hera.workflows import DAG, Container, Parameter, Steps, WorkflowTemplate
-from hera.workflows import models as m
+if __package__ in (None, ""):  # run as a script by `make k8s-generate`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hera.workflows import DAG, Container, Parameter, Steps, WorkflowTemplate  # noqa: E402
+from hera.workflows import models as m  # noqa: E402
+
+from tritonops.engine.settings import GateSettings  # noqa: E402
+from workflows.common import (  # noqa: E402, F401 - names the tests and the e2e stand-in read
+    IMAGE,
+    LABELS,
+    MODEL_CONFIG_DIR,
+    MODEL_CONFIG_MAP,
+    POD_SPEC_PATCH,
+    PVC,
+    SERVICE_ACCOUNT,
+    TEMPFAIL,
+    UID,
+    Step,
+    container,
+    dump,
+    workflow_settings,
+)
 
 NAME = "tritonops-deploy"
-# What `make image` builds. Overlays set the real name and tag with kustomize `images:`
-# (k8s/base/kustomizeconfig.yaml lets that transformer reach into the WorkflowTemplate).
-IMAGE = "localhost/tritonops:dev"
-SERVICE_ACCOUNT = "tritonops-deploy"
-PVC = "tritonops-volume"
-MOUNT = "/pvc"
-CONFIG_MAP = "tritonops-config"
-SECRET = "tritonops-secrets"
-# Per-model Triton config templates (<model>.pbtxt), generated per overlay by kustomize.
-MODEL_CONFIG_MAP = "tritonops-model-config"
-MODEL_CONFIG_DIR = "/etc/tritonops/model-config"
-UID = 10001
-
-# Exit code a step uses for "a dependency did not answer; retrying is safe" (EX_TEMPFAIL).
-TEMPFAIL = 75
+ROLLBACK_NAME = "tritonops-rollback"
 
 MODEL = "{{workflow.parameters.model}}"
 ALIAS = "{{workflow.parameters.alias}}"
+TO = "{{workflow.parameters.to}}"
 RUN_ID = "{{workflow.name}}"
 
-
-@dataclass(frozen=True)
-class Step:
-    """One container template: its CLI arguments, deadline per attempt and retries.
-
-    Only steps that are safe to repeat are retried, and only on TEMPFAIL: a download, a
-    readiness wait, an inference. Load and commit change what replicas hold and are never
-    retried blindly.
-    """
-
-    name: str
-    args: list[str]
-    deadline: int  # seconds, per attempt (the pod's activeDeadlineSeconds)
-    retries: int = 0
-
-    @property
-    def budget(self) -> int:
-        """Seconds this step may take in all, retries included.
-
-        Argo stops retrying once ``backoff.maxDuration`` has passed since the first attempt
-        started, and also hands that moment to every attempt's pod as its deadline: a
-        maxDuration shorter than one attempt kills a slow but healthy first attempt. Twice the
-        deadline lets a full-length attempt fail and still be retried.
-        """
-        return self.deadline * 2 if self.retries else self.deadline
+# (parameter, environment variable the CLI reads, the CLI's default, what it is)
+_GATE_DEFAULTS = GateSettings()
+GATES: list[tuple[str, str, object, str]] = [
+    ("parity-rtol", "TRITONOPS_PARITY_RTOL", _GATE_DEFAULTS.parity_rtol,
+     "Golden parity: relative tolerance of Triton's answer vs. onnxruntime (--parity-rtol)"),
+    ("parity-atol", "TRITONOPS_PARITY_ATOL", _GATE_DEFAULTS.parity_atol,
+     "Golden parity: absolute tolerance (--parity-atol)"),
+    ("latency-requests", "TRITONOPS_LATENCY_REQUESTS", _GATE_DEFAULTS.latency_requests,
+     "Latency gate: timed requests per replica, 0 turns it off (--latency-requests)"),
+    ("latency-budget-ms", "TRITONOPS_LATENCY_BUDGET_MS", _GATE_DEFAULTS.latency_budget_ms,
+     "Latency gate: the candidate's p95 budget in ms (--latency-budget-ms)"),
+    ("latency-factor", "TRITONOPS_LATENCY_FACTOR", _GATE_DEFAULTS.latency_factor,
+     "Latency gate: at most this many times production's p95 (--latency-factor)"),
+]  # fmt: skip
 
 
 def _step_args(step: str, extra: list[str] | None = None) -> list[str]:
@@ -94,198 +93,155 @@ DEPLOY_STEPS: list[Step] = [
     Step("smoke", _step_args("smoke"), 600, retries=3),
     Step("commit", _step_args("commit"), 900),
 ]
+# `materialize` is where the interface gate is: the one step of this entry point that differs.
+MATERIALIZE_ALLOW_INTERFACE_CHANGE = Step(
+    "materialize-allow-interface-change",
+    _step_args("materialize", ["--allow-interface-change"]),
+    3600,
+    retries=3,
+)
 EXIT_STEPS: list[Step] = [
     Step("rollback", _step_args("rollback"), 900),
     Step("report", _step_args("report"), 120),
 ]
+# `tritonops rollback --to` loads, waits for ready, smoke-tests (gates included) and commits in
+# one process: as long as those steps may take. Never retried: it changes production.
+_BY_NAME = {step.name: step for step in DEPLOY_STEPS}
+ROLLBACK_TO = Step(
+    "rollback-to-version",
+    ["rollback", "--model", MODEL, "--to", TO, "--run-id", RUN_ID],
+    sum(_BY_NAME[name].deadline for name in ("load", "ready", "smoke", "commit")),
+)
 # Every step's budget added up, the exit handler's included. (Argo does not apply the workflow
 # deadline to exit-handler pods; counting them keeps this an honest bound on a whole run.)
 WORKFLOW_DEADLINE = sum(step.budget for step in [RECOVER, *DEPLOY_STEPS, *EXIT_STEPS])
+ROLLBACK_DEADLINE = sum(step.budget for step in [RECOVER, ROLLBACK_TO, *EXIT_STEPS])
 
 
-def _executor_security() -> dict[str, object]:
-    """For Argo's own ``init`` and ``wait`` containers (its executor).
+def gate_parameters() -> list[Parameter]:
+    return [
+        Parameter(
+            name=name,
+            value=str(default),
+            description=f"{what}. Default: the overlay's tritonops-config {envvar}",
+        )
+        for name, envvar, default, what in GATES
+    ]
 
-    Argo adds them to every pod with no securityContext on a default install, and the
-    restricted Pod Security level refuses such a pod. ``POD_SPEC_PATCH`` (merged by Argo into
-    every pod of this workflow: strategic merge, by container name) gives them this one, without
-    touching the cluster-wide workflow-controller ConfigMap. runAsUser and the seccomp profile
-    are also inherited from the pod's securityContext. readOnlyRootFilesystem stays unset, as
-    Argo itself leaves it for these two containers (restricted does not require it).
-    """
+
+def gate_env() -> list[m.EnvVar]:
+    """The gate parameters as the environment variables the CLI reads (they win over envFrom)."""
+    return [
+        m.EnvVar(name=envvar, value=f"{{{{workflow.parameters.{name}}}}}") for name, envvar, _, _ in GATES
+    ]
+
+
+def _template_settings(description: str) -> dict[str, object]:
     return {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "runAsNonRoot": True,
-        "seccompProfile": {"type": "RuntimeDefault"},
+        "labels": {**LABELS, "app.kubernetes.io/component": "deploy"},
+        "annotations": {"workflows.argoproj.io/description": description},
+        "on_exit": "exit-handler",
+        # One run per model at a time across the cluster, deploy or rollback (tritonops also
+        # locks on the volume and holds a lease).
+        "synchronization": m.Synchronization(mutexes=[m.Mutex(name=f"tritonops-{MODEL}")]),
+        "pod_spec_patch": POD_SPEC_PATCH,
+        **workflow_settings(),
     }
 
 
-POD_SPEC_PATCH = yaml.safe_dump(
-    {
-        "initContainers": [{"name": "init", "securityContext": _executor_security()}],
-        "containers": [{"name": "wait", "securityContext": _executor_security()}],
-    },
-    sort_keys=False,
-)
-
-
-def _env() -> list[m.EnvVar]:
-    secret = [
-        # MLflow credentials and the Triton repository-API key come from a Secret, never parameters.
-        ("MLFLOW_TRACKING_USERNAME", "mlflow-username"),
-        ("MLFLOW_TRACKING_PASSWORD", "mlflow-password"),
-        ("MLFLOW_TRACKING_TOKEN", "mlflow-token"),
-        ("AWS_ACCESS_KEY_ID", "aws-access-key-id"),
-        ("AWS_SECRET_ACCESS_KEY", "aws-secret-access-key"),
-        ("TRITONOPS_TRITON_API_KEY", "triton-api-key"),
-    ]
-    return [
-        m.EnvVar(name="HOME", value="/tmp"),
-        m.EnvVar(name="TMPDIR", value="/tmp"),
-        m.EnvVar(name="XDG_CACHE_HOME", value="/tmp/.cache"),
-        m.EnvVar(name="TRITONOPS_REPO", value=f"{MOUNT}/models"),
-        m.EnvVar(name="TRITONOPS_STATE_DIR", value=f"{MOUNT}/state"),
-        m.EnvVar(name="TRITONOPS_MODEL_CONFIG_DIR", value=MODEL_CONFIG_DIR),
-        # Recorded in history and in the registry's tags as who deployed.
-        m.EnvVar(name="TRITONOPS_ACTOR", value="argo/{{workflow.name}}"),
-    ] + [
-        m.EnvVar(
-            name=name,
-            value_from=m.EnvVarSource(
-                secret_key_ref=m.SecretKeySelector(name=SECRET, key=key, optional=True)
-            ),
+def _exit_handler(rollback: Container, report: Container) -> None:
+    """Roll back unless the workflow succeeded, then always report. No deadline here: Argo
+    refuses activeDeadlineSeconds on a steps template; rollback and report carry their own."""
+    with Steps(name="exit-handler"):
+        rollback(
+            name="rollback",
+            when="{{workflow.status}} != Succeeded",
+            continue_on=m.ContinueOn(failed=True, error=True),
         )
-        for name, key in secret
-    ]
-
-
-def _env_from() -> list[m.EnvFromSource]:
-    # Addresses (TRITONOPS_TRITON_URL, TRITONOPS_PUSHGATEWAY, MLFLOW_TRACKING_URI) and the
-    # gate settings (TRITONOPS_PARITY_*, TRITONOPS_LATENCY_*) live in a ConfigMap.
-    return [m.EnvFromSource(config_map_ref=m.ConfigMapEnvSource(name=CONFIG_MAP))]
-
-
-def _security() -> m.SecurityContext:
-    return m.SecurityContext(
-        run_as_non_root=True,
-        run_as_user=UID,
-        run_as_group=UID,
-        read_only_root_filesystem=True,
-        allow_privilege_escalation=False,
-        capabilities=m.Capabilities(drop=["ALL"]),
-        seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
-    )
-
-
-def _container(step: Step) -> Container:
-    return Container(
-        name=step.name,
-        image=IMAGE,
-        image_pull_policy="IfNotPresent",
-        command=["tritonops"],
-        args=step.args,
-        env=_env(),
-        env_from=_env_from(),
-        security_context=_security(),
-        volume_mounts=[
-            m.VolumeMount(name="volume", mount_path=MOUNT),
-            m.VolumeMount(name="scratch", mount_path="/tmp"),
-            m.VolumeMount(name="model-config", mount_path=MODEL_CONFIG_DIR, read_only=True),
-        ],
-        resources=m.ResourceRequirements(
-            requests={"cpu": "100m", "memory": "256Mi"},
-            limits={"memory": "2Gi"},
-        ),
-        active_deadline_seconds=step.deadline,
-        retry_strategy=(
-            m.RetryStrategy(
-                limit=str(step.retries),
-                retry_policy="OnFailure",
-                expression=f"asInt(lastRetry.exitCode) == {TEMPFAIL}",
-                backoff=m.Backoff(duration="10s", factor="2", max_duration=f"{step.budget}s"),
-            )
-            if step.retries
-            else None
-        ),
-    )
+        report(name="report")
 
 
 def build() -> WorkflowTemplate:
-    """The WorkflowTemplate, as Hera objects."""
+    """tritonops-deploy, as Hera objects."""
     with WorkflowTemplate(
         name=NAME,
-        labels={"app.kubernetes.io/name": "tritonops", "app.kubernetes.io/component": "deploy"},
-        annotations={
-            "workflows.argoproj.io/description": (
-                "Deploy the MLflow version an alias points at to every Triton replica: "
-                "snapshot, materialize, load, ready, smoke, commit; roll back on any failure."
-            ),
-        },
         entrypoint="deploy",
-        on_exit="exit-handler",
-        service_account_name=SERVICE_ACCOUNT,
         arguments=[
             Parameter(name="model", description="Registered model name (= Triton model name)"),
             Parameter(name="alias", value="champion", description="Registry alias to deploy"),
+            *gate_parameters(),
         ],
-        # One deploy per model at a time across the cluster (tritonops also locks on the volume).
-        synchronization=m.Synchronization(mutexes=[m.Mutex(name=f"tritonops-{MODEL}")]),
         active_deadline_seconds=WORKFLOW_DEADLINE,
-        pod_spec_patch=POD_SPEC_PATCH,
-        pod_gc=m.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m"),
-        ttl_strategy=m.TTLStrategy(seconds_after_success=86400, seconds_after_failure=604800),
-        security_context=m.PodSecurityContext(
-            run_as_non_root=True,
-            run_as_user=UID,
-            run_as_group=UID,
-            fs_group=UID,
-            # The volume's root already has this group: never chown the whole NFS tree per pod.
-            fs_group_change_policy="OnRootMismatch",
-            seccomp_profile=m.SeccompProfile(type="RuntimeDefault"),
+        **_template_settings(
+            "Deploy the MLflow version an alias points at to every Triton replica: "
+            "snapshot, materialize, load, ready, smoke, commit; roll back on any failure. "
+            "Entry points: deploy, deploy-allow-interface-change, recover."
         ),
-        automount_service_account_token=True,  # Argo's executor reports results through the API
-        volumes=[
-            m.Volume(
-                name="volume", persistent_volume_claim=m.PersistentVolumeClaimVolumeSource(claim_name=PVC)
-            ),
-            m.Volume(name="scratch", empty_dir=m.EmptyDirVolumeSource(size_limit="4Gi")),
-            m.Volume(name="model-config", config_map=m.ConfigMapVolumeSource(name=MODEL_CONFIG_MAP)),
-        ],
     ) as wt:
-        recover = _container(RECOVER)
-        steps = {step.name: _container(step) for step in DEPLOY_STEPS}
-        rollback, report = (_container(step) for step in EXIT_STEPS)
+        gates = gate_env()
+        recover = container(RECOVER, gates)
+        steps = {step.name: container(step, gates) for step in DEPLOY_STEPS}
+        rollback, report = (container(step, gates) for step in EXIT_STEPS)
+        steps_allow = dict(steps, materialize=container(MATERIALIZE_ALLOW_INTERFACE_CHANGE, gates))
 
-        with DAG(name="deploy"):
-            previous = recover(name="recover")
-            for step in DEPLOY_STEPS:
-                task = steps[step.name](name=step.name)
-                previous >> task
-                previous = task
+        for entry, templates in (("deploy", steps), ("deploy-allow-interface-change", steps_allow)):
+            with DAG(name=entry):
+                previous = recover(name="recover")
+                for step in DEPLOY_STEPS:
+                    task = templates[step.name](name=step.name)
+                    previous >> task
+                    previous = task
 
-        # No deadline here: Argo refuses activeDeadlineSeconds on a steps template (only leaf
-        # templates may have one); rollback and report carry their own.
-        with Steps(name="exit-handler"):
-            rollback(
-                name="rollback",
-                when="{{workflow.status}} != Succeeded",
-                continue_on=m.ContinueOn(failed=True, error=True),
-            )
-            report(name="report")
+        _exit_handler(rollback, report)
+    return wt
+
+
+def build_rollback() -> WorkflowTemplate:
+    """tritonops-rollback, as Hera objects."""
+    with WorkflowTemplate(
+        name=ROLLBACK_NAME,
+        entrypoint="rollback-to",
+        arguments=[
+            Parameter(name="model", description="Registered model name (= Triton model name)"),
+            Parameter(name="to", description="Committed version to return to (see `tritonops history`)"),
+            *gate_parameters(),
+        ],
+        active_deadline_seconds=ROLLBACK_DEADLINE,
+        **_template_settings(
+            "Return production to an earlier committed version (tritonops rollback --to): load, "
+            "ready, smoke with the gates, commit on every replica; the state before is restored "
+            "on any failure."
+        ),
+    ) as wt:
+        gates = gate_env()
+        recover = container(RECOVER, gates)
+        rollback_to = container(ROLLBACK_TO, gates)
+        rollback, report = (container(step, gates) for step in EXIT_STEPS)
+        with DAG(name="rollback-to"):
+            recover(name="recover") >> rollback_to(name=ROLLBACK_TO.name)
+        _exit_handler(rollback, report)
     return wt
 
 
 def to_yaml() -> str:
-    header = "# GENERATED by workflows/deploy_template.py — do not edit; run `make k8s-generate`.\n"
-    return header + yaml.safe_dump(build().to_dict(), sort_keys=False, width=120)
+    return dump(build(), "workflows/deploy_template.py")
 
 
-OUTPUT = Path(__file__).resolve().parent.parent / "k8s" / "base" / "workflowtemplate.yaml"
+def rollback_yaml() -> str:
+    return dump(build_rollback(), "workflows/deploy_template.py")
+
+
+K8S_BASE = Path(__file__).resolve().parent.parent / "k8s" / "base"
+OUTPUT = K8S_BASE / "workflowtemplate.yaml"
+ROLLBACK_OUTPUT = K8S_BASE / "workflowtemplate-rollback.yaml"
 
 if __name__ == "__main__":
+    from workflows.outputs import OUTPUTS
+
+    stale = [path for path, render in OUTPUTS.items() if not path.exists() or path.read_text() != render()]
     if "--check" in sys.argv:
-        sys.exit(0 if OUTPUT.read_text() == to_yaml() else 1)
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text(to_yaml())
-    print(f"wrote {OUTPUT}")
+        sys.exit(1 if stale else 0)
+    for path, render in OUTPUTS.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render())
+        print(f"wrote {path}")

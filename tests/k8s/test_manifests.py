@@ -69,16 +69,34 @@ def _images_entry(overlay: str) -> dict[str, str]:
     return mine[0]
 
 
-def test_workflowtemplate_survives_the_overlay(overlay: str, resources: list[dict]) -> None:
-    [wt] = by_kind(resources, "WorkflowTemplate")
-    argo_local.strict_parse(wt)
+ARGO_KINDS = ("WorkflowTemplate", "CronWorkflow")
+
+
+def _argo(resources: list[dict]) -> list[dict]:
+    return [r for r in resources if r["kind"] in ARGO_KINDS]
+
+
+def test_argo_objects_survive_the_overlay(overlay: str, resources: list[dict]) -> None:
+    """Every WorkflowTemplate and CronWorkflow: still strictly valid, in the overlay's namespace,
+    every container on the overlay's image (kustomizeconfig.yaml reaches into each kind)."""
     [ns] = by_kind(resources, "Namespace")
-    assert wt["metadata"]["namespace"] == ns["metadata"]["name"]
     entry = _images_entry(overlay)
     name, tag = deploy_template.IMAGE.rsplit(":", 1)
     expected = f"{entry.get('newName', name)}:{entry.get('newTag', tag)}"
-    images = {t["container"]["image"] for t in wt["spec"]["templates"] if "container" in t}
-    assert images == {expected}
+    assert len(_argo(resources)) == 4
+    for obj in _argo(resources):
+        argo_local.strict_parse(obj)
+        assert obj["metadata"]["namespace"] == ns["metadata"]["name"]
+        templates = argo_local.workflow_view(obj)["spec"]["templates"]
+        images = {t["container"]["image"] for t in templates if "container" in t}
+        assert images == {expected}, obj["metadata"]["name"]
+
+
+def test_kustomization_ships_every_generated_object() -> None:
+    from workflows.outputs import OUTPUTS
+
+    listed = set(yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())["resources"])
+    assert {p.name for p in OUTPUTS} <= listed
 
 
 def test_image_is_what_make_image_builds() -> None:
@@ -113,11 +131,55 @@ def test_pods_run_with_least_privilege(resources: list[dict]) -> None:
             assert sc["capabilities"]["drop"] == ["ALL"]
             assert "limits" in c["resources"] and "requests" in c["resources"]
     assert not by_kind(resources, "Secret"), "secrets never live in Git"
-    [role] = by_kind(resources, "Role")
-    assert role["rules"] == [
-        {"apiGroups": ["argoproj.io"], "resources": ["workflowtaskresults"], "verbs": ["create", "patch"]}
-    ]
     assert not by_kind(resources, "ClusterRole") and not by_kind(resources, "ClusterRoleBinding")
+
+
+EXECUTOR_RULE = {
+    "apiGroups": ["argoproj.io"],
+    "resources": ["workflowtaskresults"],
+    "verbs": ["create", "patch"],
+}
+
+
+def test_each_service_account_may_do_exactly_what_its_pods_need(resources: list[dict]) -> None:
+    """Least privilege, exactly: the deploy steps' account only reports results (Argo's
+    executor); the follower's submit step's account also creates Workflows and reads the one
+    WorkflowTemplate it refers to — nothing else, no cluster-wide role."""
+    roles = {r["metadata"]["name"]: r["rules"] for r in by_kind(resources, "Role")}
+    assert roles == {
+        "tritonops-deploy-executor": [EXECUTOR_RULE],
+        "tritonops-follow-submitter": [
+            {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["create"]},
+            {"apiGroups": ["argoproj.io"], "resources": ["workflowtemplates"],
+             "resourceNames": [deploy_template.NAME], "verbs": ["get"]},
+            EXECUTOR_RULE,
+        ],
+    }  # fmt: skip
+    bindings = {
+        b["roleRef"]["name"]: [(s["kind"], s["name"]) for s in b["subjects"]]
+        for b in by_kind(resources, "RoleBinding")
+    }
+    assert bindings == {
+        "tritonops-deploy-executor": [("ServiceAccount", "tritonops-deploy")],
+        "tritonops-follow-submitter": [("ServiceAccount", "tritonops-follow")],
+    }
+    # The follower's manifest refers to the template the Role names.
+    from workflows.cron_workflows import DEPLOY_MANIFEST
+
+    assert yaml.safe_load(DEPLOY_MANIFEST)["spec"]["workflowTemplateRef"]["name"] == deploy_template.NAME
+
+
+def test_the_role_check_catches_one_more_verb(resources: list[dict]) -> None:
+    broken = [dict(r) for r in resources]
+    role = next(
+        r for r in broken if r["kind"] == "Role" and r["metadata"]["name"] == "tritonops-follow-submitter"
+    )
+    role["rules"] = [
+        *role["rules"],
+        {"apiGroups": ["argoproj.io"], "resources": ["workflows"], "verbs": ["delete"]},
+    ]
+    with pytest.raises(AssertionError):
+        test_each_service_account_may_do_exactly_what_its_pods_need(broken)
 
 
 # --- Triton --------------------------------------------------------------------------------
@@ -194,10 +256,12 @@ def test_a_fresh_volume_is_laid_out_before_triton_starts(resources: list[dict], 
     command = [a.replace("/pvc/", f"{tmp_path}/pvc/") for a in init["command"] + init.get("args", [])]
     subprocess.run(command, check=True, env={"PATH": "/usr/bin:/bin"}, timeout=30)
     assert (tmp_path / "pvc" / "models").is_dir() and (tmp_path / "pvc" / "state").is_dir()
-    # The workflow's paths are the ones created.
-    [wt] = by_kind(resources, "WorkflowTemplate")
-    env = {e["name"]: e.get("value") for e in wt["spec"]["templates"][0]["container"]["env"]}
-    assert env["TRITONOPS_REPO"] == "/pvc/models" and env["TRITONOPS_STATE_DIR"] == "/pvc/state"
+    # The workflows' paths are the ones created.
+    for obj in _argo(resources):
+        for t in argo_local.workflow_view(obj)["spec"]["templates"]:
+            if "container" in t:
+                env = {e["name"]: e.get("value") for e in t["container"]["env"]}
+                assert env["TRITONOPS_REPO"] == "/pvc/models" and env["TRITONOPS_STATE_DIR"] == "/pvc/state"
     # Running it twice (every pod start) is harmless.
     subprocess.run(command, check=True, env={"PATH": "/usr/bin:/bin"}, timeout=30)
 
@@ -274,11 +338,12 @@ def _volume_pods(resources: list[dict]) -> list[tuple[str, dict, set[str]]]:
             if "persistentVolumeClaim" in v
         }
         out.append((f"Deployment/{d['metadata']['name']}", pod.get("securityContext", {}), claims))
-    [wt] = by_kind(resources, "WorkflowTemplate")
-    claims = {
-        v["persistentVolumeClaim"]["claimName"] for v in wt["spec"]["volumes"] if "persistentVolumeClaim" in v
-    }
-    out.append(("WorkflowTemplate", wt["spec"]["securityContext"], claims))
+    for obj in _argo(resources):
+        spec = argo_local.workflow_view(obj)["spec"]
+        claims = {
+            v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v
+        }
+        out.append((f"{obj['kind']}/{obj['metadata']['name']}", spec["securityContext"], claims))
     return [(what, sc, claims) for what, sc, claims in out if claims]
 
 
@@ -360,11 +425,11 @@ def test_an_overlay_can_move_everything_to_another_namespace(overlay: str, tmp_p
 
 def test_every_configmap_key_is_a_setting_tritonops_reads(resources: list[dict]) -> None:
     """A key nobody reads is a silent no-op: every key of tritonops-config must be the env var of
-    an option of `tritonops step` (what the workflow runs) or MLflow's own."""
+    an option of `tritonops step`, `recover` or `follow` (what the workflows run) or MLflow's own."""
     from tritonops import cli
 
     envvars: set[str] = set()
-    for command in (cli.step, cli.recover):
+    for command in (cli.step, cli.recover, cli.follow):
         for param in command.params:
             value = getattr(param, "envvar", None)
             envvars |= {value} if isinstance(value, str) else set(value or [])
@@ -390,3 +455,81 @@ def test_gate_settings_default_to_the_cli_defaults_and_prod_loosens_parity() -> 
         assert type(value)(dev[key]) == value, f"dev {key}={dev[key]}, the CLI's default is {value}"
     assert float(prod["TRITONOPS_PARITY_RTOL"]) > defaults.parity_rtol
     assert float(prod["TRITONOPS_PARITY_ATOL"]) > defaults.parity_atol
+
+
+# --- gate settings: the ConfigMap's values are the templates' parameter defaults ---------------
+
+
+def test_gate_parameters_default_to_the_overlays_configmap(resources: list[dict]) -> None:
+    """A workflow submitted without gate parameters (the follower's, an operator's) gates as the
+    overlay's ConfigMap says: each overlay copies those values over the templates' defaults
+    (prod: the loosened parity tolerances), so a step's env (from the parameter) never
+    contradicts the ConfigMap."""
+    config = one(resources, "ConfigMap", "tritonops-config")["data"]
+    templates = by_kind(resources, "WorkflowTemplate")
+    assert len(templates) == 2
+    for wt in templates:
+        params = {p["name"]: p.get("value") for p in wt["spec"]["arguments"]["parameters"]}
+        for name, envvar, _, _ in deploy_template.GATES:
+            assert params[name] == config[envvar], (wt["metadata"]["name"], name)
+
+
+def test_the_gate_check_catches_an_overlay_without_the_replacements(tmp_path: Path) -> None:
+    """prod without its `replacements`: the templates keep the CLI's parity (1e-4) while the
+    ConfigMap says 1e-2 — every GPU deploy would fail parity."""
+    import shutil
+
+    copy_root = tmp_path / "k8s"
+    shutil.copytree(K8S, copy_root)
+    path = copy_root / "overlays" / "prod" / "kustomization.yaml"
+    data = yaml.safe_load(path.read_text())
+    data.pop("replacements")
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(AssertionError, match="parity-rtol"):
+        test_gate_parameters_default_to_the_overlays_configmap(kustomize(copy_root / "overlays" / "prod"))
+
+
+# --- the follower's Workflow -----------------------------------------------------------------
+
+
+def _rendered_deploy(model: str, alias: str) -> dict:
+    """The manifest of the follower's submit step, as Argo renders it for one moved target."""
+    from workflows.cron_workflows import DEPLOY_MANIFEST
+
+    text = DEPLOY_MANIFEST.replace("{{inputs.parameters.model}}", model)
+    text = text.replace("{{inputs.parameters.alias}}", alias).replace(
+        "{{workflow.name}}", "tritonops-follow-1"
+    )
+    assert "{{" not in text
+    return yaml.safe_load(text)
+
+
+@pytest.mark.parametrize(
+    ("model", "alias"), [("fraud", "champion"), ("1234", "v2"), ("churn.eu_west-1", "prod")]
+)
+def test_the_followers_workflow_is_one_argo_accepts(resources: list[dict], model: str, alias: str) -> None:
+    """What the submit step creates: a valid Workflow (strictly, and its spec against the
+    schema every workflow spec shares), from a WorkflowTemplate of the build, passing only
+    parameters it declares — every one without a default included — with the values as
+    strings (a model named 1234 stays a string), in the follower's own namespace, owned by
+    nothing (a garbage-collected follower run must not take a running deploy with it)."""
+    from tests.k8s import strict_schema
+
+    wf = _rendered_deploy(model, alias)
+    argo_local.strict_parse(wf)
+    as_template = {"apiVersion": wf["apiVersion"], "kind": "WorkflowTemplate", "metadata": {"name": "x"},
+                   "spec": wf["spec"]}  # fmt: skip
+    assert strict_schema.errors(as_template) == []
+    assert "namespace" not in wf["metadata"] and "ownerReferences" not in wf["metadata"]
+    template = one(resources, "WorkflowTemplate", wf["spec"]["workflowTemplateRef"]["name"])
+    declared = {p["name"]: p for p in template["spec"]["arguments"]["parameters"]}
+    given = {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
+    assert given == {"model": model, "alias": alias}
+    assert set(given) <= set(declared)
+    assert {n for n, p in declared.items() if "value" not in p} <= set(given)
+    [cron] = [
+        o for o in resources if o["kind"] == "CronWorkflow" and o["metadata"]["name"] == "tritonops-follow"
+    ]
+    [submit] = [t for t in cron["spec"]["workflowSpec"]["templates"] if "resource" in t]
+    assert submit["resource"]["action"] == "create"
+    assert not submit["resource"].get("setOwnerReference")

@@ -1,9 +1,11 @@
-"""A small, strict reader of our WorkflowTemplate: validation, and running it locally as Argo would.
+"""A small, strict reader of our Argo objects: validation, and running them locally as Argo would.
 
-This is not an Argo implementation; it covers what our template uses (a DAG of
+This is not an Argo implementation; it covers what our templates use (a DAG of
 container tasks with `depends`, retry on an exit-code expression, an onExit
-Steps template with `when` and `continueOn`) and fails loudly on anything else,
-so a template that grows beyond it cannot pass by accident.
+Steps template with `when` and `continueOn`, a container template's input
+parameters) and fails loudly on anything else, so a template that grows beyond
+it cannot pass by accident. A CronWorkflow is read through :func:`workflow_view`:
+its ``spec.workflowSpec`` is the spec of every Workflow it creates.
 """
 
 from __future__ import annotations
@@ -17,11 +19,27 @@ from typing import Any
 
 import yaml
 
-PLACEHOLDER = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
+PLACEHOLDER = re.compile(r"\{\{\s*([\w.-]+)\s*\}\}")
+
+
+ARGO_KINDS = ("WorkflowTemplate", "CronWorkflow", "Workflow")
 
 
 def load(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
+
+
+def workflow_view(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as the Workflow it makes: a CronWorkflow's ``spec.workflowSpec`` as ``spec``
+    (with the CronWorkflow's metadata); a WorkflowTemplate or Workflow as it is."""
+    if obj["kind"] == "CronWorkflow":
+        return {
+            "kind": "Workflow",
+            "metadata": obj.get("metadata", {}),
+            "spec": obj["spec"]["workflowSpec"],
+        }
+    assert obj["kind"] in ARGO_KINDS, obj["kind"]
+    return obj
 
 
 def unknown_keys(original: Any, dumped: Any, path: str = "") -> list[str]:
@@ -40,14 +58,16 @@ def unknown_keys(original: Any, dumped: Any, path: str = "") -> list[str]:
 
 
 def strict_parse(data: dict[str, Any]) -> Any:
-    """Parse with Hera's Argo models and reject any key the models do not know."""
-    from hera.workflows.models import WorkflowTemplate
+    """Parse with Hera's Argo models (the object's kind) and reject any key they do not know."""
+    from hera.workflows import models
 
-    model = WorkflowTemplate.model_validate(data)
+    kind = data.get("kind", "WorkflowTemplate")
+    assert kind in ARGO_KINDS, f"not an Argo object: {kind}"
+    model = getattr(models, kind).model_validate(data)
     dumped = model.model_dump(by_alias=True, exclude_unset=True, mode="json")
     unknown = unknown_keys(data, dumped)
     if unknown:
-        raise ValueError(f"unknown keys in WorkflowTemplate: {unknown}")
+        raise ValueError(f"unknown keys in {kind}: {unknown}")
     return model
 
 
@@ -92,8 +112,27 @@ class LocalArgo:
     env: dict[str, str]
     mount_map: dict[str, Path]  # container mountPath -> local directory
     log: list[tuple[str, int, str]] = field(default_factory=list)
+    # Each container template's last stdout, as Argo keeps it for `outputs.result` (stdout only,
+    # one trailing newline trimmed).
+    results: dict[str, str] = field(default_factory=dict)
 
-    def substitute(self, text: str, status: str | None = None) -> str:
+    def __post_init__(self) -> None:
+        """Argo's submission: every declared parameter takes the given value or its default;
+        an undeclared one, or one left without a value, is refused."""
+        declared = {
+            p["name"]: p.get("value") for p in self.data["spec"].get("arguments", {}).get("parameters", [])
+        }
+        unknown = set(self.parameters) - set(declared)
+        if unknown:
+            raise ValueError(f"parameters {sorted(unknown)} are not declared")
+        self.parameters = {
+            name: str(value) for name, value in declared.items() if value is not None
+        } | self.parameters
+        missing = sorted(set(declared) - set(self.parameters))
+        if missing:
+            raise ValueError(f"parameters {missing} have no value (Argo refuses the submission)")
+
+    def substitute(self, text: str, status: str | None = None, inputs: dict[str, str] | None = None) -> str:
         def value(match: re.Match[str]) -> str:
             key = match.group(1)
             if key == "workflow.name":
@@ -102,6 +141,8 @@ class LocalArgo:
                 return status
             if key.startswith("workflow.parameters."):
                 return self.parameters[key.removeprefix("workflow.parameters.")]
+            if key.startswith("inputs.parameters.") and inputs is not None:
+                return inputs[key.removeprefix("inputs.parameters.")]
             raise ValueError(f"placeholder {{{{{key}}}}} is beyond this runner")
 
         return PLACEHOLDER.sub(value, text)
@@ -120,10 +161,13 @@ class LocalArgo:
                 return str(local) + value[len(mount) :]
         return value
 
-    def run_template(self, name: str, status: str | None = None) -> int:
+    def run_template(self, name: str, status: str | None = None, inputs: dict[str, str] | None = None) -> int:
         template = templates(self.data)[name]
         container = template["container"]
-        argv = [self.substitute(a, status) for a in container["command"] + container.get("args", [])]
+        declared = {p["name"] for p in (template.get("inputs") or {}).get("parameters", [])}
+        if set(inputs or {}) != declared:
+            raise ValueError(f"template {name} takes inputs {sorted(declared)}, given {sorted(inputs or {})}")
+        argv = [self.substitute(a, status, inputs) for a in container["command"] + container.get("args", [])]
         if argv[0] != "tritonops":
             raise ValueError(f"template {name} does not run tritonops: {argv}")
         local = [sys.executable, "-m", "tritonops.cli", *argv[1:]]
@@ -139,6 +183,7 @@ class LocalArgo:
                 check=False,
             )
             self.log.append((name, result.returncode, result.stdout + result.stderr))
+            self.results[name] = result.stdout.removesuffix("\n")
             if result.returncode == 0 or not retry or not self._retry_allows(retry, result.returncode):
                 return result.returncode
         return result.returncode
@@ -151,10 +196,11 @@ class LocalArgo:
             raise ValueError(f"retry expression {expression!r} is beyond this runner")
         return code == int(match.group(1)) if match else True
 
-    def run(self) -> str:
-        """The entrypoint DAG, then the onExit handler with the status Argo would set."""
+    def run(self, entrypoint: str | None = None) -> str:
+        """The entrypoint DAG (``--entrypoint``: another one), then the onExit handler with the
+        status Argo would set."""
         status = "Succeeded"
-        for task in dag_order(self.data, self.data["spec"]["entrypoint"]):
+        for task in dag_order(self.data, entrypoint or self.data["spec"]["entrypoint"]):
             if self.run_template(task["template"]) != 0:
                 status = "Failed"
                 break

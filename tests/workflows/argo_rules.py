@@ -1,9 +1,12 @@
 """Rules Argo's validator and controller enforce that no JSON schema can express.
 
 Written from argo-workflows' `workflow/validate/validate.go` (`validateNonLeaf`, `validateLeaf`,
-`resolveAllVariables`, the onExit handling) and `workflow/controller/steps.go`
-(`shouldExecute`, which evaluates `when` with govaluate). Each function returns the violations
-it finds, as text naming the rule; nothing here is Argo's code.
+`resolveAllVariables`, `validateSteps`/`addOutputsToScope`/`addItemsToScope`, the resource
+checks, `CronWorkflow`, the onExit handling), `workflow/controller/steps.go` (`shouldExecute`,
+which evaluates `when` with govaluate) and robfig/cron v3's `ParseStandard` (what `CronWorkflow`
+parses every schedule with). Each function takes a WorkflowTemplate or Workflow, or a
+CronWorkflow's :func:`tests.workflows.argo_local.workflow_view`, and returns the violations it
+finds, as text naming the rule; nothing here is Argo's code.
 
 What the `when` checker covers, honestly: govaluate's grammar for what a `when` of ours can
 contain after Argo substituted its `{{...}}` placeholders — bare words and numbers, quoted
@@ -89,20 +92,65 @@ def unresolved_placeholders(wt: dict[str, Any]) -> list[str]:
     for tag in sorted(_placeholders(outside)):
         if tag.startswith(CHECKED_PREFIXES) and tag not in scope and not tag.startswith(RUNTIME_PREFIXES):
             out.append(f"spec: failed to resolve {{{{{tag}}}}}")
+    by_name = {t["name"]: t for t in spec["templates"]}
     for tmpl in spec["templates"]:
         local = set(scope)
         local |= {f"inputs.parameters.{p['name']}" for p in (tmpl.get("inputs") or {}).get("parameters", [])}
         if template_type(tmpl) in ("container", "containerSet", "script", "resource", "data"):
             local.add("pod.name")
-        if template_type(tmpl) == "steps":
-            local |= {f"steps.{s['name']}.status" for group in tmpl["steps"] for s in group}
         if template_type(tmpl) == "dag":
             local |= {f"tasks.{t['name']}.status" for t in tmpl["dag"]["tasks"]}
+        if template_type(tmpl) == "steps":
+            out += _unresolved_in_steps(tmpl, local, by_name)
+            tmpl = {k: v for k, v in tmpl.items() if k != "steps"}
         for tag in sorted(_placeholders(tmpl)):
-            if not tag.startswith(CHECKED_PREFIXES) or tag.startswith(RUNTIME_PREFIXES):
-                continue
-            if tag not in local:
+            if _unresolved(tag, local):
                 out.append(f"templates.{tmpl['name']}: failed to resolve {{{{{tag}}}}}")
+    return out
+
+
+def _unresolved(tag: str, scope: set[str]) -> bool:
+    checked = tag.startswith(CHECKED_PREFIXES) and not tag.startswith(RUNTIME_PREFIXES)
+    return checked and tag not in scope
+
+
+def _outputs(step: str, tmpl: dict[str, Any] | None) -> set[str]:
+    """addOutputsToScope: what a later step may read of an earlier one."""
+    out = {f"steps.{step}.{k}" for k in ("id", "startedAt", "finishedAt", "hostNodeName")}
+    if tmpl is None:
+        return out
+    if template_type(tmpl) in ("container", "containerSet", "script", "data", "http", "plugin"):
+        out |= {f"steps.{step}.outputs.result", f"steps.{step}.exitCode"}
+    for p in (tmpl.get("outputs") or {}).get("parameters", []):
+        out.add(f"steps.{step}.outputs.parameters.{p['name']}")
+    return out
+
+
+def _unresolved_in_steps(
+    tmpl: dict[str, Any], scope: set[str], by_name: dict[str, dict[str, Any]]
+) -> list[str]:
+    """validateSteps: a step sees the status of its own group's steps and the outputs of earlier
+    groups' (Argo adds each step's outputs right after it; a step reading a step of its own
+    group passes the validator and fails at run time, so that is refused here too), and
+    ``item``/``item.*`` when it loops over ``withParam`` (``withItems``: the items' keys)."""
+    out = []
+    scope = set(scope)
+    for group in tmpl["steps"]:
+        scope |= {f"steps.{s['name']}.status" for s in group}
+        for step in group:
+            local = set(scope)
+            if step.get("withParam"):
+                local.add("item")
+            for item in step.get("withItems") or []:
+                local |= {f"item.{k}" for k in item} if isinstance(item, dict) else {"item"}
+            for tag in sorted(_placeholders(step)):
+                item_ref = tag == "item" or tag.startswith("item.")
+                if item_ref and step.get("withParam"):
+                    continue
+                if item_ref and tag not in local or not item_ref and _unresolved(tag, local):
+                    out.append(f"templates.{tmpl['name']}.{step['name']}: failed to resolve {{{{{tag}}}}}")
+        for step in group:
+            scope |= _outputs(step["name"], by_name.get(step.get("template", "")))
     return out
 
 
@@ -369,3 +417,219 @@ def go_duration_seconds(text: str) -> float:
         raise ValueError(f"not a Go duration: {text!r}")
     unit = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
     return sum(float(n) * unit[u] for n, u in parts)
+
+
+# --- steps: names, loops ------------------------------------------------------------------
+
+FIELD_NAME = re.compile(r"[a-zA-Z0-9][-a-zA-Z0-9]*")  # validate.go workflowFieldNameFmt
+
+
+def step_violations(wf: dict[str, Any]) -> list[str]:
+    """validateSteps: every step has a valid name (letters, digits, '-'; at most 128), unique in
+    its template; at most one of withItems, withParam, withSequence (addItemsToScope); a
+    withParam is a placeholder or a JSON list."""
+    import json
+
+    out = []
+    for tmpl in wf["spec"]["templates"]:
+        if "steps" not in tmpl:
+            continue
+        seen: set[str] = set()
+        for group in tmpl["steps"]:
+            for step in group:
+                name = step.get("name", "")
+                where = f"templates.{tmpl['name']}.steps.{name}"
+                if not FIELD_NAME.fullmatch(name) or len(name) > 128:
+                    out.append(f"{where}: name '{name}' is invalid")
+                if name in seen:
+                    out.append(f"{where}: name '{name}' is not unique")
+                seen.add(name)
+                loops = [k for k in ("withItems", "withParam", "withSequence") if step.get(k)]
+                if len(loops) > 1:
+                    out.append(f"{where}: only one of withItems, withParam, withSequence can be specified")
+                param = step.get("withParam")
+                if param and not PLACEHOLDER.fullmatch(param.strip()):
+                    try:
+                        ok = isinstance(json.loads(param), list)
+                    except ValueError:
+                        ok = False
+                    if not ok:
+                        out.append(f"{where}: withParam {param!r} is neither a placeholder nor a JSON list")
+    return out
+
+
+# --- resource templates -------------------------------------------------------------------
+
+RESOURCE_ACTIONS = ("get", "create", "apply", "delete", "replace", "patch")
+
+
+def resource_violations(wf: dict[str, Any]) -> list[str]:
+    """validateLeaf for resource templates: a known action; a manifest for every action but get
+    and delete, that parses as YAML once `{{=expr}}` expressions are replaced."""
+    out = []
+    for tmpl in wf["spec"]["templates"]:
+        res = tmpl.get("resource")
+        if res is None:
+            continue
+        where = f"templates.{tmpl['name']}.resource"
+        if res.get("action") not in RESOURCE_ACTIONS:
+            out.append(f"{where}.action must be one of: {', '.join(RESOURCE_ACTIONS)}")
+        if res.get("action") in ("get", "delete"):
+            continue
+        manifest = res.get("manifest", "")
+        if not manifest and not res.get("manifestFrom"):
+            out.append(f"either {where}.manifest or {where}.manifestFrom must be specified")
+            continue
+        try:
+            yaml.safe_load(re.sub(r"\{\{\s*=\s*(.+?)\s*\}\}", "placeholder", manifest))
+        except yaml.YAMLError:
+            out.append(f"{where}.manifest must be a valid yaml")
+    return out
+
+
+# --- object names -------------------------------------------------------------------------
+
+
+def name_violations(obj: dict[str, Any]) -> list[str]:
+    """WorkflowTemplates and Workflows: 63 characters at most (a label value); CronWorkflows: 52
+    (the controller appends `-<unix time>` to name the workflows they create)."""
+    limit = 52 if obj["kind"] == "CronWorkflow" else 63
+    name = obj["metadata"]["name"]
+    if len(name) > limit:
+        return [f"{obj['kind']} name {name!r} must not be more than {limit} characters long"]
+    return []
+
+
+# --- CronWorkflows: validate.CronWorkflow and robfig/cron v3 ParseStandard ------------------
+
+CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace", "")
+_DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+# The CRD's own pattern for every schedule (Argo >= 3.6, cron_workflow_types.go).
+SCHEDULE_PATTERN = re.compile(
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every\s+([0-9]+(ns|us|µs|ms|s|m|h))+"
+    r"|([A-Za-z0-9*,/?-]+\s+){4}[A-Za-z0-9*,/?-]+)$"
+)
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+    )
+}
+_DAYS = {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+# (name, min, max, names) of ParseStandard's five fields.
+_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 6, _DAYS),
+)
+
+
+def _go_parse_duration(text: str) -> None:
+    """Go's time.ParseDuration: signed sequence of decimal numbers, each with a unit."""
+    unit = r"(\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)"
+    if text != "0" and not re.fullmatch(rf"[-+]?({unit})+", text):
+        raise ValueError(f"time: invalid duration {text!r}")
+
+
+def _cron_int(text: str, names: dict[str, int]) -> int:
+    if text.lower() in names:
+        return names[text.lower()]
+    if not re.fullmatch(r"[+-]?\d+", text):
+        raise ValueError(f"failed to parse int from {text}")
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"negative number ({value}) not allowed: {text}")
+    return value
+
+
+def _cron_range(expr: str, low: int, high: int, names: dict[str, int]) -> None:
+    range_and_step = expr.split("/")
+    low_and_high = range_and_step[0].split("-")
+    if low_and_high[0] in ("*", "?"):
+        start, end = low, high
+    else:
+        start = _cron_int(low_and_high[0], names)
+        if len(low_and_high) == 1:
+            end = start
+        elif len(low_and_high) == 2:
+            end = _cron_int(low_and_high[1], names)
+        else:
+            raise ValueError(f"too many hyphens: {expr}")
+    if len(range_and_step) == 2:
+        step = _cron_int(range_and_step[1], {})
+        if len(low_and_high) == 1:
+            end = high  # "N/step" means "N-max/step"
+        if step == 0:
+            raise ValueError(f"step of range should be a positive number: {expr}")
+    elif len(range_and_step) > 2:
+        raise ValueError(f"too many slashes: {expr}")
+    if start < low:
+        raise ValueError(f"beginning of range ({start}) below minimum ({low}): {expr}")
+    if end > high:
+        raise ValueError(f"end of range ({end}) above maximum ({high}): {expr}")
+    if start > end:
+        raise ValueError(f"beginning of range ({start}) beyond end of range ({end}): {expr}")
+
+
+def parse_schedule(spec: str) -> None:
+    """Raise ValueError where robfig/cron v3's ParseStandard would return an error: five fields
+    (minute hour day-of-month month day-of-week) of comma-separated ranges (`*`, `?`, `N`,
+    `N-M`, each with an optional `/step`; month and weekday names), a descriptor, or
+    `@every <Go duration>`; optionally after `CRON_TZ=<zone>` or `TZ=<zone>`."""
+    if not spec:
+        raise ValueError("empty spec string")
+    if spec.startswith(("TZ=", "CRON_TZ=")):
+        import zoneinfo
+
+        zone, _, spec = spec.partition("=")[2].partition(" ")
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"provided bad location {zone}: {exc}") from None
+        spec = spec.strip()
+    if spec.startswith("@"):
+        if spec in _DESCRIPTORS:
+            return
+        if spec.startswith("@every "):
+            _go_parse_duration(spec.removeprefix("@every ").strip())
+            return
+        raise ValueError(f"unrecognized descriptor: {spec}")
+    fields = spec.split()
+    if len(fields) != len(_FIELDS):
+        raise ValueError(f"expected exactly {len(_FIELDS)} fields, found {len(fields)}: {spec}")
+    for text, (_, low, high, names) in zip(fields, _FIELDS, strict=True):
+        for expr in filter(None, text.split(",")):
+            _cron_range(expr, low, high, names)
+
+
+def cron_violations(cron: dict[str, Any]) -> list[str]:
+    """validate.CronWorkflow, before the workflow spec is validated as a Workflow's."""
+    import zoneinfo
+
+    spec = cron["spec"]
+    out = name_violations(cron)
+    schedules = list(spec.get("schedules") or []) + ([spec["schedule"]] if spec.get("schedule") else [])
+    if not schedules:
+        out.append("cron workflow must have at least one schedule")
+    if spec.get("schedule"):
+        out.append("spec.schedule is gone in Argo 4 (only spec.schedules remains): use schedules")
+    for schedule in schedules:
+        if not SCHEDULE_PATTERN.fullmatch(schedule):
+            out.append(f"cron schedule {schedule} does not match the CRD's pattern")
+        try:
+            parse_schedule(schedule)
+        except ValueError as exc:
+            out.append(f"cron schedule {schedule} is malformed: {exc}")
+    if spec.get("timezone"):
+        try:
+            zoneinfo.ZoneInfo(spec["timezone"])
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            out.append(f"invalid timezone {spec['timezone']!r}")
+    if spec.get("concurrencyPolicy", "") not in CONCURRENCY_POLICIES:
+        out.append(f"'{spec['concurrencyPolicy']}' is not a valid concurrencyPolicy")
+    deadline = spec.get("startingDeadlineSeconds")
+    if deadline is not None and int(deadline) < 0:
+        out.append("startingDeadlineSeconds must be positive")
+    return out

@@ -1,4 +1,7 @@
-"""The Argo WorkflowTemplate: generated YAML in Git, validated strictly, and proven to run."""
+"""The Argo WorkflowTemplates: generated YAML in Git, validated strictly, and proven to run.
+
+tritonops-deploy (entry points deploy, deploy-allow-interface-change, recover) and
+tritonops-rollback; every generated object (the CronWorkflows too) is compared with its Python."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from workflows.outputs import OUTPUTS
 
 from tests.helpers import Env, Registry
 from tests.workflows import argo_local
@@ -15,6 +19,8 @@ from workflows import deploy_template
 
 ROOT = Path(__file__).resolve().parents[2]
 YAML_PATH = ROOT / "k8s" / "base" / "workflowtemplate.yaml"
+ROLLBACK_PATH = deploy_template.ROLLBACK_OUTPUT
+GATE_PARAMETERS = {name for name, _, _, _ in deploy_template.GATES}
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +28,39 @@ def wt() -> dict:
     return argo_local.load(YAML_PATH)
 
 
-def test_committed_yaml_matches_the_python(wt: dict) -> None:
-    assert YAML_PATH.read_text() == deploy_template.to_yaml(), (
-        "k8s/base/workflowtemplate.yaml is stale: run `make k8s-generate` and commit the result"
+@pytest.fixture(scope="module")
+def rollback_wt() -> dict:
+    return argo_local.load(ROLLBACK_PATH)
+
+
+@pytest.mark.parametrize("path", sorted(OUTPUTS), ids=lambda p: p.name)
+def test_committed_yaml_matches_the_python(path: Path) -> None:
+    assert path.read_text() == OUTPUTS[path](), (
+        f"k8s/base/{path.name} is stale: run `make k8s-generate` and commit the result"
     )
 
 
-def test_parses_strictly(wt: dict) -> None:
-    argo_local.strict_parse(wt)
+def test_make_k8s_generate_writes_every_output(tmp_path: Path) -> None:
+    """`make k8s-generate` runs deploy_template.py as a script: it must reach every object (its
+    --check mode compares them all without writing)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "workflows" / "deploy_template.py"), "--check"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert set(OUTPUTS) == {
+        deploy_template.OUTPUT,
+        deploy_template.ROLLBACK_OUTPUT,
+        *(p for p in OUTPUTS if p.name.startswith("cronworkflow-")),
+    }
+
+
+@pytest.mark.parametrize("path", sorted(OUTPUTS), ids=lambda p: p.name)
+def test_parses_strictly(path: Path) -> None:
+    argo_local.strict_parse(argo_local.load(path))
 
 
 @pytest.mark.parametrize(
@@ -50,6 +81,32 @@ def test_a_misspelt_field_fails_validation(wt: dict, mutate) -> None:
     broken = copy.deepcopy(wt)
     mutate(broken)
     with pytest.raises(ValueError, match="unknown keys"):
+        argo_local.strict_parse(broken)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        pytest.param(lambda d: d["spec"].__setitem__("concurrencyPolicyy", "Forbid"), id="cron-spec"),
+        pytest.param(
+            lambda d: d["spec"]["workflowSpec"]["templates"][0]["container"].__setitem__("argz", []),
+            id="cron-container",
+        ),
+        pytest.param(
+            lambda d: next(t for t in d["spec"]["workflowSpec"]["templates"] if "resource" in t)[
+                "resource"
+            ].__setitem__("actoin", "create"),
+            id="cron-resource",
+        ),
+    ],
+)
+def test_a_misspelt_field_in_a_cron_workflow_fails_validation(mutate) -> None:
+    from workflows.cron_workflows import FOLLOW_OUTPUT
+
+    broken = argo_local.load(FOLLOW_OUTPUT)
+    argo_local.strict_parse(broken)
+    mutate(broken)
+    with pytest.raises(ValueError, match="unknown keys in CronWorkflow"):
         argo_local.strict_parse(broken)
 
 
@@ -84,9 +141,60 @@ def test_references_resolve(wt: dict) -> None:
     ]
 
 
+def _args(wt: dict, template: str) -> list[str]:
+    return argo_local.templates(wt)[template]["container"]["args"]
+
+
+def test_deploy_allowing_an_interface_change_is_the_same_chain_but_materialize(wt: dict) -> None:
+    """The on-call entry point: the same tasks in the same order, every template the deploy's
+    except materialize, which is the same step with --allow-interface-change (where the
+    interface gate is)."""
+    templates = argo_local.templates(wt)
+    deploy = templates["deploy"]["dag"]["tasks"]
+    allow = templates["deploy-allow-interface-change"]["dag"]["tasks"]
+    assert [t["name"] for t in allow] == [t["name"] for t in deploy]
+    for mine, theirs in zip(allow, deploy, strict=True):
+        if mine["name"] == "materialize":
+            assert mine == {**theirs, "template": "materialize-allow-interface-change"}
+        else:
+            assert mine == theirs
+    variant = templates["materialize-allow-interface-change"]
+    original = templates["materialize"]
+    assert variant["container"]["args"] == [*original["container"]["args"], "--allow-interface-change"]
+    assert {k: v for k, v in variant.items() if k not in ("name", "container")} == {
+        k: v for k, v in original.items() if k not in ("name", "container")
+    }
+    assert {k: v for k, v in variant["container"].items() if k != "args"} == {
+        k: v for k, v in original["container"].items() if k != "args"
+    }
+    # Only materialize runs the interface gate, so the flag anywhere else would do nothing.
+    assert not [n for n, t in templates.items() if "container" in t and n != variant["name"]
+                and "--allow-interface-change" in t["container"]["args"]]  # fmt: skip
+
+
+def test_rollback_template_runs_recover_then_the_verified_rollback(rollback_wt: dict) -> None:
+    spec = rollback_wt["spec"]
+    assert rollback_wt["metadata"]["name"] == "tritonops-rollback"
+    assert [t["name"] for t in argo_local.dag_order(rollback_wt, spec["entrypoint"])] == [
+        "recover",
+        "rollback-to-version",
+    ]
+    assert _args(rollback_wt, "rollback-to-version") == [
+        "rollback", "--model", "{{workflow.parameters.model}}", "--to", "{{workflow.parameters.to}}",
+        "--run-id", "{{workflow.name}}",
+    ]  # fmt: skip
+    # `to` has no default: Argo refuses a submission without it.
+    params = {p["name"]: p for p in spec["arguments"]["parameters"]}
+    assert "value" not in params["to"] and "value" not in params["model"]
+    # One run per model at a time, deploy or rollback: the same mutex.
+    assert spec["synchronization"] == argo_local.load(YAML_PATH)["spec"]["synchronization"]
+    # Never retried: it changes production.
+    assert "retryStrategy" not in argo_local.templates(rollback_wt)["rollback-to-version"]
+
+
 def test_one_image_one_volume_least_privilege(wt: dict) -> None:
     containers = [t["container"] for t in wt["spec"]["templates"] if "container" in t]
-    assert len(containers) == 9
+    assert len(containers) == 10
     assert len({c["image"] for c in containers}) == 1
     claim = {v["name"]: v for v in wt["spec"]["volumes"]}["volume"]["persistentVolumeClaim"]["claimName"]
     assert claim == deploy_template.PVC
@@ -106,8 +214,55 @@ def test_one_image_one_volume_least_privilege(wt: dict) -> None:
         assert sc["capabilities"]["drop"] == ["ALL"] and sc["seccompProfile"]["type"] == "RuntimeDefault"
         assert not any("value" in e and "password" in e["name"].lower() for e in c.get("env", []))
     params = {p["name"] for p in wt["spec"]["arguments"]["parameters"]}
-    assert params == {"model", "alias"}  # credentials never travel as parameters
+    assert params == {"model", "alias", *GATE_PARAMETERS}  # credentials never travel as parameters
     assert wt["spec"]["synchronization"]["mutexes"] == [{"name": "tritonops-{{workflow.parameters.model}}"}]
+
+
+SECRET_WORDS = ("password", "secret", "token", "key", "credential", "auth")
+
+
+@pytest.mark.parametrize("path", [YAML_PATH, ROLLBACK_PATH], ids=lambda p: p.name)
+def test_parameters_never_carry_secrets(path: Path) -> None:
+    """Parameters are shown in the Argo UI, stored with every workflow and logged: none may be a
+    credential, and no environment variable that holds one may come from a parameter."""
+    spec = argo_local.load(path)["spec"]
+    for p in spec["arguments"]["parameters"]:
+        assert not any(w in p["name"].lower() for w in SECRET_WORDS), p["name"]
+    for t in spec["templates"]:
+        for e in t.get("container", {}).get("env", []):
+            if any(w in e["name"].lower() for w in SECRET_WORDS):
+                assert "valueFrom" in e and "secretKeyRef" in e["valueFrom"], e
+
+
+@pytest.mark.parametrize("path", [YAML_PATH, ROLLBACK_PATH], ids=lambda p: p.name)
+def test_gate_parameters_default_to_the_cli_and_reach_every_step(path: Path) -> None:
+    """Every gate is a parameter whose default (in base; overlays copy their ConfigMap over it)
+    is the CLI's own, and every step gets it as the variable the CLI reads."""
+    from tritonops import cli
+
+    spec = argo_local.load(path)["spec"]
+    params = {p["name"]: p.get("value") for p in spec["arguments"]["parameters"]}
+    options = {o.name: o for o in cli.step.params}
+    for name, envvar, default, _ in deploy_template.GATES:
+        option = options[name.replace("-", "_")]
+        assert option.envvar == envvar and option.default == default
+        assert type(default)(params[name]) == default, name
+    for t in spec["templates"]:
+        if "container" not in t:
+            continue
+        env = {e["name"]: e.get("value") for e in t["container"]["env"]}
+        for name, envvar, _, _ in deploy_template.GATES:
+            assert env[envvar] == f"{{{{workflow.parameters.{name}}}}}", (t["name"], envvar)
+
+
+def test_exit_handler_is_the_same_in_both_templates(wt: dict, rollback_wt: dict) -> None:
+    def handler(doc: dict) -> list[dict]:
+        templates = argo_local.templates(doc)
+        exit_handler = templates[doc["spec"]["onExit"]]
+        return [exit_handler] + [templates[s["template"]] for g in exit_handler["steps"] for s in g]
+
+    assert rollback_wt["spec"]["onExit"] == wt["spec"]["onExit"]
+    assert handler(rollback_wt) == handler(wt)
 
 
 def test_exit_handler_rolls_back_only_on_failure_and_always_reports(wt: dict) -> None:
@@ -123,9 +278,10 @@ def test_exit_handler_rolls_back_only_on_failure_and_always_reports(wt: dict) ->
         assert argo_local.templates(wt)[step["template"]]["activeDeadlineSeconds"] > 0
 
 
-def test_only_safe_steps_retry(wt: dict) -> None:
+def test_only_safe_steps_retry(wt: dict, rollback_wt: dict) -> None:
     retried = {t["name"] for t in wt["spec"]["templates"] if "retryStrategy" in t}
-    assert retried == {"materialize", "ready", "smoke"}
+    assert retried == {"materialize", "materialize-allow-interface-change", "ready", "smoke"}
+    assert not [t["name"] for t in rollback_wt["spec"]["templates"] if "retryStrategy" in t]
 
 
 @pytest.mark.integration
