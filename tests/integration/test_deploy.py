@@ -292,3 +292,30 @@ def test_parity_reference_is_computed_while_triton_loads_and_large_models_skip_t
     assert result.returncode == 0, result.stderr
     parity = env.history(model_name)[-1]["gates"]["parity"]
     assert parity["skipped"] is True and "over the in-process limit" in parity["detail"]
+
+
+def test_deploying_the_serving_version_repairs_a_replica_serving_extra_versions(
+    env: Env, registry: Registry, model_name: str
+) -> None:
+    registry.register(model_name, linear_model(seed=1))
+    assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
+    new = linear_model(seed=2)
+    v2 = registry.register(model_name, new)
+    assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
+    # Someone loads version 1 next to 2 by hand: the replica drifts (it serves two versions).
+    replica = TritonReplica(env.triton_urls[0])
+    try:
+        served = replica.model_config(model_name)
+        served["version_policy"] = {"specific": {"versions": [1, v2]}}
+        replica.load(model_name, json.dumps(served))
+        replica.wait_version_ready(model_name, 1)
+    finally:
+        replica.close()
+    assert ready_versions(env.triton_urls[0], model_name) == [1, v2]
+
+    result = env.cli("deploy", "--model", model_name, "--alias", "champion", "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["outcome"] == "committed"  # a repair, not a no-op
+    assert ready_versions(env.triton_urls[0], model_name) == [v2]
+    assert_serving(env, model_name, v2, new)

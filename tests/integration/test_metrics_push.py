@@ -85,3 +85,24 @@ def test_pushgateway_down_never_fails_a_deploy(env: Env, registry: Registry, mod
     )
     assert result.returncode == 0, result.stderr
     assert "could not push metrics" in result.stderr
+
+
+def test_noop_pushes_noop_and_moves_no_timestamp(
+    env: Env, registry: Registry, pushgateway: str, model_name: str
+) -> None:
+    registry.register(model_name, linear_model(seed=1))
+    deploy = ("deploy", "--model", model_name, "--alias", "champion", "--pushgateway", pushgateway)
+    assert env.cli(*deploy).returncode == 0
+    first = scrape(pushgateway, model_name)
+
+    result = env.cli(*deploy)
+
+    assert result.returncode == 0 and "no-op" in result.stdout, result.stderr
+    second = scrape(pushgateway, model_name)
+    assert second['tritonops_deploy_outcome{outcome="noop"}'] == 1
+    assert second['tritonops_deploy_outcome{outcome="committed"}'] == 0
+    assert (
+        second["tritonops_deploy_last_success_timestamp_seconds"]
+        == first["tritonops_deploy_last_success_timestamp_seconds"]
+    )
+    assert "tritonops_deploy_last_failure_timestamp_seconds" not in second

@@ -114,6 +114,7 @@ def _rollback_config(
 def recover(settings: Settings, model: str, run_id: str) -> dict[str, Any]:
     """Undo interrupted runs, then bring every drifting replica back to current.json."""
     validate_name("model", model)
+    log.info("recover: model=%s (interrupted runs, then every replica against current.json)", model)
     deployer = Deployer(settings)
     with deployer.store.lock(model, run_id):
         runs = deployer.recover_interrupted(model, run_id)
