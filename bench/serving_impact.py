@@ -1,10 +1,11 @@
 """Serving impact: what a production client sees during deploys vs. the same client idle.
 
-A client sends unversioned requests back to back to every replica for the same
-wall time twice: once with nothing else happening, once while tritonops runs
-deploys (a good one, a failing one, alternately). Prints p50/p99 and errors.
+A client per replica sends unversioned requests back to back. Windows alternate: a busy window
+while tritonops runs one deploy (good and failing ones alternately: a commit, or a rollback), then
+an idle window of the same length with nothing else happening. Prints the median over the windows
+of each window's p50 and p99, and every error.
 
-    .venv/bin/python bench/serving_impact.py [--deploys 5] [--replicas 2]
+    .venv/bin/python bench/serving_impact.py [--windows 5] [--replicas 2]
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def describe(label: str, lat: list[float], errors: int, elapsed: float) -> tuple
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deploys", type=int, default=5)
+    parser.add_argument("--windows", type=int, default=5, help="busy windows (each followed by an idle one)")
     parser.add_argument("--replicas", type=int, default=2)
     args = parser.parse_args()
     quiet_mlflow()
@@ -59,21 +60,29 @@ def main() -> None:
         s.registry.register("si", linear_model(seed=1))
         assert s.cli("deploy", "--model", "si", "--alias", "champion")[0].returncode == 0
         outcomes: list[int] = []
+        busy_p, idle_p = [], []
+        busy_errors = idle_errors = busy_requests = idle_requests = 0
+        for i in range(args.windows):
+            s.registry.register("si", linear_model(seed=i + 2, produce_nan=i % 2 == 1))
 
-        def deploys() -> None:
-            for i in range(args.deploys):
-                s.registry.register("si", linear_model(seed=i + 2, produce_nan=i % 2 == 1))
+            def deploy() -> None:
                 outcomes.append(s.cli("deploy", "--model", "si", "--alias", "champion")[0].returncode)
 
-        busy = run_clients(s.urls, None, deploys)
-        idle = run_clients(s.urls, busy[2])
+            busy = run_clients(s.urls, None, deploy)
+            idle = run_clients(s.urls, busy[2])
+            busy_p.append(describe(f"busy window {i + 1}", *busy))
+            idle_p.append(describe(f"idle window {i + 1}", *idle))
+            busy_errors, idle_errors = busy_errors + busy[1], idle_errors + idle[1]
+            busy_requests, idle_requests = busy_requests + len(busy[0]), idle_requests + len(idle[0])
+        b50, b99 = float(np.median([p[0] for p in busy_p])), float(np.median([p[1] for p in busy_p]))
+        i50, i99 = float(np.median([p[0] for p in idle_p])), float(np.median([p[1] for p in idle_p]))
+        print(f"replicas: {args.replicas}; one deploy per busy window (exit codes {outcomes})")
         print(
-            f"replicas: {args.replicas}; deploys during the busy window: {args.deploys} (exit codes {outcomes})"
+            f"medians over {args.windows} windows: busy p50 {b50:.2f} ms p99 {b99:.2f} ms; idle p50 {i50:.2f} ms p99 {i99:.2f} ms"
         )
-        i50, i99 = describe("no deploy running", *idle)
-        b50, b99 = describe("deploys running", *busy)
         print(
-            f"ratio busy/idle: p50 {b50 / i50:.2f}x, p99 {b99 / i99:.2f}x; errors during deploys: {busy[1]}"
+            f"ratio busy/idle: p50 {b50 / i50:.2f}x, p99 {b99 / i99:.2f}x; "
+            f"errors: {busy_errors} of {busy_requests} during deploys, {idle_errors} of {idle_requests} idle"
         )
 
 
