@@ -150,7 +150,7 @@ def check(
     for target in targets:
         if unreachable is not None:  # one registry for all: do not wait for it once per target
             result.errors.append((target, unreachable))
-            log.error("%s: not checked: %s", target, unreachable)
+            log.error("%s: not checked: the registry did not answer (above)", target)
             continue
         try:
             current = repo.read_current(target.model)
