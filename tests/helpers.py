@@ -51,8 +51,12 @@ class Registry:
         alias: str | None = "champion",
         input_example: np.ndarray | None = FEATURES,
         save_as_external_data: bool = True,
+        pip_requirements: list[str] | None = None,
     ) -> int:
-        """MLflow 3 layout: ``mlflow.onnx.log_model`` (a logged model, source ``models:/m-...``)."""
+        """MLflow 3 layout: ``mlflow.onnx.log_model`` (a logged model, source ``models:/m-...``).
+
+        ``pip_requirements`` given: MLflow writes them instead of inferring them (inference
+        starts a Python subprocess per model, seconds each; tritonops never reads them)."""
         import mlflow
         import onnx
         from mlflow import MlflowClient
@@ -67,6 +71,7 @@ class Registry:
                 registered_model_name=name,
                 input_example=input_example,
                 save_as_external_data=save_as_external_data,
+                pip_requirements=pip_requirements,
             )
         version = int(info.registered_model_version)
         if alias:
