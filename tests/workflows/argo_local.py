@@ -10,9 +10,11 @@ its ``spec.workflowSpec`` is the spec of every Workflow it creates.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +220,86 @@ class LocalArgo:
                 code = self.run_template(step["template"], status)
                 if code != 0 and not step.get("continueOn", {}).get("failed"):
                     return
+
+    def run_steps(
+        self,
+        name: str,
+        inputs: dict[str, str] | None = None,
+        create: Callable[[dict[str, Any]], None] | None = None,
+    ) -> str:
+        """A steps template as Argo runs it: groups in order; ``withParam`` over the JSON list a
+        placeholder gives (each item as ``{{item}}``/``{{item.key}}``; anything but a list is an
+        error, as in Argo); ``arguments`` into the callee's inputs; ``when`` after substitution,
+        evaluated like govaluate; ``continueOn.failed``; ``{{steps.X.outputs.result}}`` (stdout)
+        and ``{{steps.X.exitCode}}`` of earlier groups. A resource template's manifest, rendered,
+        is handed to ``create`` (what `argoexec resource create` sends to the API server).
+        The steps of a group and the items of a loop run one after the other here, in parallel
+        in Argo. Returns "Succeeded" or "Failed"."""
+        from tests.workflows import argo_rules
+
+        tmpl = templates(self.data)[name]
+        declared = {p["name"] for p in (tmpl.get("inputs") or {}).get("parameters", [])}
+        if set(inputs or {}) != declared:
+            raise ValueError(f"template {name} takes inputs {sorted(declared)}, given {sorted(inputs or {})}")
+        values = {f"inputs.parameters.{k}": v for k, v in (inputs or {}).items()}
+        values |= {f"workflow.parameters.{k}": v for k, v in self.parameters.items()}
+        values["workflow.name"] = self.workflow_name
+
+        def sub(text: str, item: Any = None) -> str:
+            local = dict(values)
+            if isinstance(item, dict):
+                local |= {f"item.{k}": str(v) for k, v in item.items()}
+            elif item is not None:
+                local["item"] = str(item)
+
+            def one(m: re.Match[str]) -> str:
+                if m.group(1) not in local:
+                    raise ValueError(f"placeholder {{{{{m.group(1)}}}}} is beyond this runner here")
+                return local[m.group(1)]
+
+            return PLACEHOLDER.sub(one, text)
+
+        for group in tmpl["steps"]:
+            results: dict[str, str] = {}
+            for step in group:
+                extra = set(step) - {"name", "template", "arguments", "withParam", "when", "continueOn"}
+                if extra:
+                    raise ValueError(f"step {step['name']}: {sorted(extra)} is beyond this runner")
+                items: list[Any] = [None]
+                if "withParam" in step:
+                    items = json.loads(sub(step["withParam"]))
+                    if not isinstance(items, list):
+                        raise ValueError(f"withParam value could not be parsed as a JSON list: {items!r}")
+                callee = templates(self.data)[step["template"]]
+                for item in items:
+                    if "when" in step and not argo_rules.evaluate_when(sub(step["when"], item), {}):
+                        self.log.append((step["name"], -1, "skipped"))
+                        continue
+                    args = {
+                        p["name"]: sub(p["value"], item)
+                        for p in (step.get("arguments") or {}).get("parameters", [])
+                    }
+                    if "container" in callee:
+                        code = self.run_template(callee["name"], inputs=args)
+                        results[f"steps.{step['name']}.outputs.result"] = self.results[callee["name"]]
+                        results[f"steps.{step['name']}.exitCode"] = str(code)
+                        ok = code == 0
+                    elif "steps" in callee:
+                        ok = self.run_steps(callee["name"], args, create) == "Succeeded"
+                    elif "resource" in callee and callee["resource"]["action"] == "create" and create:
+                        local = LocalArgo(
+                            self.data, self.parameters, self.workflow_name, self.env, self.mount_map
+                        )
+                        manifest = local.substitute(callee["resource"]["manifest"], inputs=args)
+                        create(yaml.safe_load(manifest))
+                        self.log.append((callee["name"], 0, manifest))
+                        ok = True
+                    else:
+                        raise ValueError(f"template {callee['name']} is beyond this runner")
+                    if not ok and not (step.get("continueOn") or {}).get("failed"):
+                        return "Failed"
+            values |= results
+        return "Succeeded"
 
     @staticmethod
     def _evaluate(expr: str) -> bool:
