@@ -441,20 +441,45 @@ class Dispatcher:
 
 
 class LocalDeploys:
-    """``--mode local``: the engine in this process, exactly what ``tritonops deploy`` runs."""
+    """``--mode local``: the engine in this process, exactly what ``tritonops deploy`` runs.
+
+    The engine records every refused attempt in history. The first refusal of a busy model is
+    recorded; retries then only look at the lease, and call the engine again once it ended, so
+    waiting out a killed run's lease does not fill the history with refusals.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._waiting: set[str] = set()  # models whose last attempt was refused: busy
+        self._lock = threading.Lock()
+
+    def _held_by(self, model: str) -> str | None:
+        from tritonops.adapters.storage import StateStore
+
+        try:
+            lease = StateStore(self.settings.state_dir).read_lease(model)
+        except (TritonOpsError, OSError):
+            return None  # the engine decides, and says why
+        return lease.describe() if lease is not None and lease.is_live(time.time()) else None
 
     def __call__(self, model: str, alias: str) -> str:
         from tritonops.engine.deployer import Deployer
 
+        with self._lock:
+            waiting = model in self._waiting
+        held = self._held_by(model) if waiting else None
+        if held is not None:
+            raise RetryLater("busy", f"model {model!r} is still being changed: {held}", limited=False)
+        with self._lock:
+            self._waiting.discard(model)
         run_id = new_run_id(model, datetime.now(UTC), secrets.token_hex(3))
         deployer: Deployer | None = None
         try:
             deployer = Deployer(self.settings)
             journal = deployer.run(model, alias, run_id)
         except Busy as exc:
+            with self._lock:
+                self._waiting.add(model)
             raise RetryLater("busy", str(exc), limited=False) from exc
         except Unavailable as exc:
             raise RetryLater("unavailable", str(exc), limited=True) from exc

@@ -17,6 +17,7 @@ import pytest
 
 from tests.helpers import Env, Registry, tree_digest
 from tritonops.adapters.triton import TritonReplica
+from tritonops.local.processes import free_port
 from tritonops.local.samples import linear_model
 
 pytestmark = pytest.mark.integration
@@ -167,3 +168,11 @@ def test_bad_input_exits_2_and_changes_nothing(planned: Planned, unchanged: Path
         TMPDIR=str(unchanged),
     )
     assert bad.returncode == 2 and f"{misspelt}:1:" in bad.stderr
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: a replica that is down
+    down = env.cli(
+        "plan", "--model", planned.model, "--alias", "champion", "--json",
+        TMPDIR=str(unchanged), TRITONOPS_TRITON_URL=f"{env.triton_urls[0]},{dead}",
+    )  # fmt: skip
+    assert down.returncode == 2, down.stderr  # the deploy would be refused at its snapshot
+    refused = json.loads(down.stdout)["refused"]
+    assert len(refused) == 1 and refused[0].startswith(f"{dead} is not live")

@@ -311,3 +311,25 @@ def test_the_submit_request_is_argos_model_and_the_name_a_kubernetes_one(model: 
     assert body["submitOptions"]["parameters"] == [f"model={model}", "alias=champion"]
     prefix = generate_name("tritonops-deploy", model)
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?-", prefix) and len(prefix) <= 58
+
+
+# ------------------------------------------------------------------ local mode and a busy model
+def test_a_busy_model_is_refused_once_in_history_then_waited_out_on_its_lease(tmp_path) -> None:
+    from tritonops.adapters.storage import StateStore
+    from tritonops.core.lease import Lease
+    from tritonops.engine.settings import Settings
+    from tritonops.webhook import LocalDeploys
+
+    settings = Settings(repo=tmp_path / "models", state_dir=tmp_path / "state", actor="test (webhook)")
+    store = StateStore(settings.state_dir)
+    now = time.time()
+    store.write_lease("fraud", Lease("argo-run-1", "argo/wf-1", now, now + 60))  # another run, live
+    deploys = LocalDeploys(settings)
+    for _ in range(3):
+        with pytest.raises(RetryLater) as info:
+            deploys("fraud", "champion")
+        assert info.value.reason == "busy" and not info.value.limited
+        assert "argo-run-1" in str(info.value)
+    [refusal] = store.history("fraud")  # the first attempt only
+    assert refusal["outcome"] == "rejected" and refusal["error"]["type"] == "Busy"
+    assert refusal["actor"] == "test (webhook)"
