@@ -51,7 +51,9 @@ def main() -> None:
         print(f"  {n} replica(s): {fmt(results[n])}")
     base = median(results[args.replicas[0]])
     for n in args.replicas[1:]:
-        print(f"  {n} replicas / {args.replicas[0]}: {median(results[n]) / base:.2f}x (sequential would be {n}x)")
+        print(
+            f"  {n} replicas / {args.replicas[0]}: {median(results[n]) / base:.2f}x (sequential would be {n}x)"
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ copies (its documented path for preconfigured models).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -34,12 +35,12 @@ from tritonops.local.samples import linear_model
 
 PEER_VENV = ROOT / ".bench-peer-venv"
 PEER_PKGS = [
-    "mlflow-tritonserver==1.1.0",
+    "mlflow-tritonserver==1.1.0",  # pins tritonclient[all]==2.35.0, whose gRPC side needs protobuf < 5
     "mlflow<3",
     "sqlalchemy<2.1",  # MLflow 2.x breaks on SQLAlchemy 2.1
-    "protobuf<7",
-    "onnx",
-    "onnxruntime==1.32.0",  # mlflow.onnx.log_model validates with it
+    "protobuf==3.20.3",
+    "onnx==1.17.0",
+    "onnxruntime==1.26.0",  # mlflow.onnx.log_model validates with it; the newest that fits protobuf 3
     "numpy<2",
 ]
 CONFIG = """name: "peer"
@@ -64,10 +65,12 @@ REGISTER = textwrap.dedent(
 
 def peer_python() -> Path:
     python = PEER_VENV / "bin" / "python"
-    if not python.exists():
+    stamp = PEER_VENV / f".installed-{hashlib.sha256(' '.join(PEER_PKGS).encode()).hexdigest()[:12]}"
+    if not stamp.exists():  # a half-made venv (an install that failed) is made again
         print(f"creating {PEER_VENV} with {PEER_PKGS} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(PEER_VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PKGS], check=True)
+        stamp.touch()
     return python
 
 
@@ -81,15 +84,24 @@ def infer(url: str, model: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
     quiet_mlflow()
     python = peer_python()
-    with stack() as s:
-        url = s.urls[0]
+    for n in args.replicas:
+        compare(python, n, args.runs, show_nan=n == args.replicas[-1])
+
+
+def compare(python: Path, replicas: int, runs: int, show_nan: bool) -> None:
+    """The same job on ``replicas`` Tritons: every replica serves the new version.
+
+    The plugin updates one Triton per call (its TRITON_URL), so it runs once per replica;
+    tritonops deploys to every replica in one run, with every gate on.
+    """
+    with stack(replicas) as s:
         peer_uri = f"sqlite:///{s.tmp / 'peer.db'}"
         # The plugin's MLflow 2 puts artefacts under ./mlruns: it runs in the scratch dir.
-        peer_env = dict(os.environ, MLFLOW_TRACKING_URI=peer_uri, TRITON_URL=url.removeprefix("http://"),
-                        TRITON_MODEL_REPO=str(s.repo))  # fmt: skip
+        peer_env = dict(os.environ, MLFLOW_TRACKING_URI=peer_uri, TRITON_MODEL_REPO=str(s.repo))
         (s.tmp / "config.pbtxt").write_text(CONFIG)
 
         def peer_register(model: onnx.ModelProto, i: int) -> None:
@@ -99,13 +111,16 @@ def main() -> None:
                            env=peer_env, cwd=s.tmp, check=True, capture_output=True)  # fmt: skip
 
         def peer_update(version: int, verb: str = "update") -> tuple[int, float, str]:
-            started = time.perf_counter()
-            out = subprocess.run(
-                [str(PEER_VENV / "bin" / "mlflow"), "deployments", verb, "-t", "triton", "--name", "peer",
-                 "-m", f"models:/peer/{version}", "--flavor", "onnx"],
-                env=peer_env, cwd=s.tmp, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            return out.returncode, time.perf_counter() - started, out.stderr[-300:]
+            started, code, err = time.perf_counter(), 0, ""
+            for url in s.urls:  # one plugin call per Triton
+                out = subprocess.run(
+                    [str(PEER_VENV / "bin" / "mlflow"), "deployments", verb, "-t", "triton", "--name", "peer",
+                     "-m", f"models:/peer/{version}", "--flavor", "onnx"],
+                    env=dict(peer_env, TRITON_URL=url.removeprefix("http://")), cwd=s.tmp,
+                    capture_output=True, text=True, check=False,
+                )  # fmt: skip
+                code, err = code or out.returncode, err or out.stderr[-300:]
+            return code, time.perf_counter() - started, err
 
         peer_register(linear_model(seed=1), 0)
         code, _, err = peer_update(1, "create")
@@ -115,7 +130,7 @@ def main() -> None:
         assert s.cli("deploy", "--model", "ours", "--alias", "champion")[0].returncode == 0
 
         peer_t, ours_t = [], []
-        for i in range(args.runs):
+        for i in range(runs):
             model = linear_model(seed=i + 2)
             peer_register(model, i + 1)
             code, seconds, err = peer_update(i + 2)
@@ -125,15 +140,18 @@ def main() -> None:
             result, seconds = s.cli("deploy", "--model", "ours", "--alias", "champion")
             assert result.returncode == 0, result.stderr
             ours_t.append(seconds)
-        print(f"runs: {args.runs}, small model, one replica")
-        print(f"mlflow deployments update -t triton (plugin): {fmt(peer_t)}")
-        print(f"tritonops deploy:                              {fmt(ours_t)}")
+        print(f"\nruns: {runs}, small model, {replicas} replica(s)")
+        print(f"mlflow deployments update -t triton (plugin, once per replica): {fmt(peer_t)}")
+        print(f"tritonops deploy (every replica, every gate):                 {fmt(ours_t)}")
         print(f"ratio tritonops / plugin: {median(ours_t) / median(peer_t):.2f}x")
+        if not show_nan:
+            return
 
         # The same broken model (answers NaN) through both.
+        url = s.urls[0]
         bad = linear_model(seed=99, produce_nan=True)
         peer_register(bad, 99)
-        code, _, _ = peer_update(args.runs + 2)
+        code, _, _ = peer_update(runs + 2)
         peer_out = infer(url, "peer")
         s.registry.register("ours", bad)
         result, _ = s.cli("deploy", "--model", "ours", "--alias", "champion", "--json")
