@@ -86,6 +86,90 @@ def _infer(url: str) -> str:
     return f"version {version} answered {np.round(outputs['probabilities'][1], 4).tolist()}"
 
 
+def _follow_the_registry(work: Path, env: dict[str, str], url: str) -> dict[object, int]:
+    """Chapter 5: an MLflow server sends a signed webhook when the alias moves; the receiver
+    deploys the version the registry names, with no other command. A forged request is refused."""
+    import json
+    import secrets
+    import time
+    import urllib.error
+    import urllib.request
+
+    from cryptography.fernet import Fernet
+    from mlflow import MlflowClient
+
+    from tritonops.local.processes import Process, free_port, http_ok, wait_for
+    from tritonops.local.samples import linear_model
+
+    _banner("5. production follows the registry: an MLflow server's webhook, no command typed")
+    port, rx_port = free_port(), free_port()
+    server_env = dict(
+        os.environ,
+        # MLflow delivers to https on public addresses only, unless told otherwise (loopback here),
+        # and every server worker must share one key to decrypt the webhook secrets.
+        MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https",
+        MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
+        MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        MLFLOW_WEBHOOK_CACHE_TTL="1",
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+    )
+    server = Process(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", env["MLFLOW_TRACKING_URI"]],
+        work / "mlflow-server.log", env=server_env, cwd=work,
+    )  # fmt: skip
+    server_url = f"http://127.0.0.1:{port}"
+    secret = secrets.token_urlsafe(24)
+    rx_env = dict(env, MLFLOW_TRACKING_URI=server_url, TRITONOPS_DEMO_WEBHOOK_SECRET=secret)
+    receiver_args = ["webhook", "--listen", f"127.0.0.1:{rx_port}", "--secret-env", "TRITONOPS_DEMO_WEBHOOK_SECRET",
+                     "--mode", "local", "--model", MODEL, "--alias", ALIAS]  # fmt: skip
+    click.secho("$ tritonops " + shlex.join(receiver_args) + "   (in the background)", fg="cyan")
+    receiver = Process(
+        [sys.executable, "-m", "tritonops.cli", *receiver_args], work / "webhook.log", env=rx_env
+    )
+    rx_url = f"http://127.0.0.1:{rx_port}/"
+    results: dict[object, int] = {}
+    try:
+        wait_for(lambda: http_ok(f"{server_url}/health"), 180, "MLflow server", server.proc, server.log)
+        wait_for(lambda: http_ok(f"{rx_url}healthz"), 60, "webhook receiver", receiver.proc, receiver.log)
+        client = MlflowClient(tracking_uri=server_url, registry_uri=server_url)
+        client.create_webhook(
+            name="tritonops", url=rx_url, events=["model_version_alias.created"], secret=secret
+        )
+        time.sleep(1.5)  # the server's webhook cache
+        click.echo(f"MLflow server on {server_url} calls {rx_url} when an alias is set (signed, HMAC-SHA256)")
+
+        version = _register(server_url, work / "mlartifacts", linear_model(seed=5), "retrained again")
+        deadline = time.monotonic() + 180
+        current = repo_current = Path(env["TRITONOPS_REPO"]) / MODEL / "current.json"
+        while time.monotonic() < deadline:
+            if current.is_file() and json.loads(current.read_text())["active_version"] == version:
+                break
+            time.sleep(0.5)
+        served = json.loads(repo_current.read_text())["active_version"]
+        click.echo(f"the receiver deployed it by itself: current.json says version {served}")
+        click.echo(f"production traffic: {_infer(url)}")
+        results["webhook"] = 0 if served == version else 1
+
+        forged = json.dumps({"entity": "model_version_alias", "action": "created",
+                             "data": {"name": MODEL, "alias": ALIAS, "version": "1"}}).encode()  # fmt: skip
+        headers = {"Content-Type": "application/json", "X-MLflow-Delivery-Id": "forged-1",
+                   "X-MLflow-Timestamp": str(int(time.time())), "X-MLflow-Signature": "v1,bm90IHRoZSBzZWNyZXQ="}  # fmt: skip
+        try:
+            urllib.request.urlopen(urllib.request.Request(rx_url, data=forged, headers=headers), timeout=10)
+            results["forged"] = 200
+        except urllib.error.HTTPError as exc:
+            results["forged"] = exc.code
+        click.echo(
+            f"a request signed with the wrong secret, asking for version 1: HTTP {results['forged']} (refused)"
+        )
+        click.echo(f"production traffic: {_infer(url)}")
+    finally:
+        receiver.stop()
+        server.stop()
+    return results
+
+
 def run_demo(workdir: Path, http_port: int) -> None:
     from tritonops.local.processes import start_triton
     from tritonops.local.samples import linear_model
@@ -106,7 +190,7 @@ def run_demo(workdir: Path, http_port: int) -> None:
     _banner(f"starting a real Triton (explicit model control) on port {http_port}")
     triton, url = start_triton(repo, work / "triton.log", http_port=http_port)
     env["TRITONOPS_TRITON_URL"] = url
-    expected_exit = {}
+    expected_exit: dict[object, int] = {}
     try:
         _banner("1. register a model and deploy it: load -> ready -> smoke -> commit")
         v1 = _register(tracking_uri, work / "mlartifacts", linear_model(seed=1), "baseline")
@@ -128,6 +212,8 @@ def run_demo(workdir: Path, http_port: int) -> None:
         expected_exit[v4] = _cli(["deploy", "--model", MODEL, "--alias", ALIAS], env)
         click.echo(f"production traffic: {_infer(url)}")
 
+        expected_exit.update(_follow_the_registry(work, env, url))
+
         _banner("status and history")
         _cli(["status", "--model", MODEL], env)
         _cli(["history", "--model", MODEL], env)
@@ -136,7 +222,7 @@ def run_demo(workdir: Path, http_port: int) -> None:
     finally:
         _banner("stopping Triton")
         triton.stop()
-    want = {v1: 0, v2: 3, v3: 0, v4: 3}
+    want = {v1: 0, v2: 3, v3: 0, v4: 3, "webhook": 0, "forged": 401}
     if expected_exit != want:
         raise click.ClickException(f"demo did not go as expected: exit codes {expected_exit}, wanted {want}")
     click.echo(f"\nall done; everything the demo made is in {work}")
