@@ -45,9 +45,11 @@ from workflows.common import (  # noqa: E402, F401 - names the tests and the e2e
     LABELS,
     MODEL_CONFIG_DIR,
     MODEL_CONFIG_MAP,
+    PARITY,
     POD_SPEC_PATCH,
     PVC,
     SERVICE_ACCOUNT,
+    SMALL,
     TEMPFAIL,
     UID,
     Step,
@@ -88,9 +90,9 @@ RECOVER = Step("recover", ["recover", "--model", MODEL], 900)
 DEPLOY_STEPS: list[Step] = [
     Step("snapshot", _step_args("snapshot", ["--alias", ALIAS]), 120),
     Step("materialize", _step_args("materialize"), 3600, retries=3),
-    Step("load", _step_args("load"), 1800),
-    Step("ready", _step_args("ready"), 600, retries=3),
-    Step("smoke", _step_args("smoke"), 600, retries=3),
+    Step("load", _step_args("load"), 1800, memory=PARITY),
+    Step("ready", _step_args("ready"), 600, retries=3, memory=SMALL),
+    Step("smoke", _step_args("smoke"), 600, retries=3, memory=PARITY),
     Step("commit", _step_args("commit"), 900),
 ]
 # `materialize` is where the interface gate is: the one step of this entry point that differs.
@@ -102,7 +104,7 @@ MATERIALIZE_ALLOW_INTERFACE_CHANGE = Step(
 )
 EXIT_STEPS: list[Step] = [
     Step("rollback", _step_args("rollback"), 900),
-    Step("report", _step_args("report"), 120),
+    Step("report", _step_args("report"), 120, memory=SMALL),
 ]
 # `tritonops rollback --to` loads, waits for ready, smoke-tests (gates included) and commits in
 # one process: as long as those steps may take. Never retried: it changes production.
@@ -111,6 +113,7 @@ ROLLBACK_TO = Step(
     "rollback-to-version",
     ["rollback", "--model", MODEL, "--to", TO, "--run-id", RUN_ID],
     sum(_BY_NAME[name].deadline for name in ("load", "ready", "smoke", "commit")),
+    memory=PARITY,
 )
 # Every step's budget added up, the exit handler's included. (Argo does not apply the workflow
 # deadline to exit-handler pods; counting them keeps this an honest bound on a whole run.)
