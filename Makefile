@@ -54,14 +54,7 @@ faults: $(STAMP) system-deps
 
 # Benchmarks print medians and ratios against a baseline measured in the same run.
 bench: $(STAMP)
-	cd bench && ../$(PY) deploy_overhead.py
-	cd bench && ../$(PY) fleet_scaling.py
-	cd bench && ../$(PY) materialize.py
-	cd bench && ../$(PY) step_memory.py
-	cd bench && ../$(PY) rollback_time.py
-	cd bench && ../$(PY) step_startup.py
-	cd bench && ../$(PY) serving_impact.py
-	cd bench && ../$(PY) peer_baseline.py
+	PY=../$(PY) bash bench/run_all.sh
 
 test: $(STAMP) system-deps lint typecheck image
 	$(PY) -m pytest tests -q
