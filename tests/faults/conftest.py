@@ -161,9 +161,12 @@ def _start_pushgateway(logs: Path) -> tuple[Process, str]:
     assert binary, "prometheus-pushgateway is not installed: run `make system-deps`"
     port = free_port()
     log = logs / "pushgateway.log"
-    proc = Process([binary, f"--web.listen-address=127.0.0.1:{port}"], log)
+    # Debian's build persists to /var/lib/prometheus/pushgateway.data by default, shared by every
+    # Pushgateway on the machine: a fresh one would start with other runs' metrics. In memory only.
+    proc = Process([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="], log)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: http_ok(f"{url}/-/ready"), 30, "pushgateway", proc.proc, log)
+    assert 'job="tritonops"' not in requests.get(f"{url}/metrics", timeout=5).text, "not a fresh Pushgateway"
     proc.url = url
     return proc, url
 
