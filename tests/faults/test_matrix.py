@@ -206,8 +206,10 @@ def nan_output(c: Ctx) -> int:
 
 
 def latency_regression(c: Ctx) -> int:
-    # ~300 matrix products per request: a regression the gate must see above production p95
-    # inflated by the traffic (at depth 96 the measured ratio was 1.5-4.4x, too close to 3x).
+    # 288 large matrix products per request. Against production's p95 under this traffic, depth 96
+    # measured 3.0-4.4x (too close to the 3x factor), depth 288 6.7-12.8x (replicas measured one
+    # after the other; measured concurrently, co-located replicas slow each other's production
+    # requests and the ratio drops to ~2.3-3.5x: reported as an engine issue, not hidden here).
     c.registry.register(c.model, slow_model(depth=288))  # its 4 MiB matrix is external data
     return c.deploy().returncode
 
@@ -415,19 +417,32 @@ def recover_between_steps(c: Ctx) -> int:
 
 
 def s3_down_mid_download(c: Ctx) -> int:
-    """The MLflow server's artefacts live on S3 (moto); S3 is killed while tritonops downloads."""
+    """The MLflow server's artefacts live on S3 (moto); S3 is killed while tritonops downloads.
+
+    MLflow 3's proxied server hands out presigned S3 URLs and the client fetches each file in
+    ranged chunks (100 MiB by default), each read whole into memory before it is written: bytes
+    on disk say nothing about bytes in flight. So S3 is killed once moto has started answering
+    every chunk of the 200 MiB file (its access log line is written when a response starts)."""
+    from mlflow.environment_variables import MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE
+
     assert c.s3 is not None
+    s3_log = c.s3.s3.process.log
     total = 50 * MiB * 4
     c.registry.register(c.model, linear_model(seed=2, extra_weights=total // 4))  # 200 MiB
+    chunks = -(-total // MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE.get())
+
+    def chunks_started() -> int:
+        lines = s3_log.read_text(errors="replace").splitlines()
+        return sum(1 for line in lines if "GET /" in line and ".data?" in line and '" 206 ' in line)
+
+    before = chunks_started()
     staging = c.env.state / "staging" / c.model
     proc = c.popen_deploy()
-    # MLflow 3's proxied server hands out presigned S3 URLs: the bytes come from S3 itself.
-    c.wait_journal(lambda j: bool(j.get("staged_dir")) and staged_bytes(staging) > 4 * MiB, proc)
+    c.wait_journal(lambda j: bool(j.get("staged_dir")) and chunks_started() - before >= chunks, proc)
     landed = staged_bytes(staging)
     c.s3.s3.kill()
     _, stderr = c.finish(proc)
-    assert landed < total, f"S3 was killed after the download ({landed} bytes)"
-    c.note = f"killed at {landed // MiB} of {total // MiB} MiB"
+    c.note = f"killed with {chunks} chunk transfers started, {landed // MiB} MiB on disk"
     assert "MLflow at" in stderr or "artifact store" in stderr, stderr[-2000:]
     return proc.returncode
 
@@ -610,7 +625,7 @@ def test_fault(rig: Rig, scenario: Scenario, request: pytest.FixtureRequest) -> 
         if expect.caught_by is None:
             assert error is None, f"expected no error, the record says {error}"
         else:
-            assert record is not None and (error or {}).get("step", "") and error is not None
+            assert error is not None, f"expected {expect.caught_by}; the record has no error: {record}"
             assert (error["step"], error["type"]) == expect.caught_by, f"caught by {caught}: {error}"
 
         # Production: the committed version, served with the committed config everywhere.
