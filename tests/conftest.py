@@ -73,7 +73,8 @@ def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert binary, "prometheus-pushgateway is not installed: run `make system-deps`"
     port = free_port()
     log = tmp_path_factory.mktemp("pushgateway") / "pushgateway.log"
-    proc = Process([binary, f"--web.listen-address=127.0.0.1:{port}"], log)
+    # In memory: Debian's build persists to one file that every Pushgateway on the machine shares.
+    proc = Process([binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="], log)
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: http_ok(f"{url}/-/ready"), 30, "pushgateway", proc.proc, log)
     yield url

@@ -227,7 +227,10 @@ def cluster(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cl
         binary = shutil.which("prometheus-pushgateway")
         assert binary, "prometheus-pushgateway is not installed: run `make system-deps`"
         port = free_port()
-        gateway = Process([binary, f"--web.listen-address=127.0.0.1:{port}"], logs / "pushgateway.log")
+        gateway = Process(  # in memory: Debian's build persists to one file every Pushgateway shares
+            [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
+            logs / "pushgateway.log",
+        )
         started.append(gateway)
         pushgateway = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ok(f"{pushgateway}/-/ready"), 30, "pushgateway", gateway.proc, gateway.log)

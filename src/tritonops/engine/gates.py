@@ -16,7 +16,6 @@ import numpy as np
 
 from tritonops.adapters.triton import TritonReplica
 from tritonops.core.signature import Array, Signature
-from tritonops.engine import fleet
 from tritonops.errors import GateFailed
 
 
@@ -102,8 +101,8 @@ def latency(
 ) -> GateReport:
     """p95 of the candidate under an absolute budget and under ``factor`` x production's p95.
 
-    Both are measured now, interleaved request by request on each replica (every replica at
-    once), so they share whatever else the machine is doing. The slowest replica counts.
+    Both are measured now, interleaved request by request on each replica, one replica after
+    another, so they share whatever else the machine is doing. The slowest replica counts.
     """
     outputs = [o.name for o in signature.outputs]
     targets = [candidate] + ([production] if production else [])
@@ -120,7 +119,9 @@ def latency(
                 samples[label].append(time.perf_counter() - started)
         return _p95_ms(samples["candidate"]), _p95_ms(samples["production"])
 
-    per_replica = fleet.all_or_nothing(replicas, measure, "latency gate")
+    # One replica at a time, on purpose: replicas that share CPUs (co-located pods, this test
+    # rig) measured together slow each other's production requests and hide a regression.
+    per_replica = [measure(replica) for replica in replicas]
     cand_p95 = max((c for c, _ in per_replica), default=0.0)
     prod_p95 = max((p for _, p in per_replica), default=0.0)
     measured = {
