@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,12 +93,28 @@ def test_the_follow_cron_workflow_deploys_what_moved_and_nothing_else(
     assert len(created) == 1
 
 
+@pytest.fixture
+def own_volume(registry: Registry, tmp_path: Path) -> Iterator[Env]:
+    """A volume and a Triton of the test's own: drift repair walks every committed model, and the
+    session's shared volume holds other tests' models left broken on purpose (a corrupt
+    current.json must make the cron workflow fail, as it does)."""
+    from tritonops.local.processes import start_triton
+
+    (tmp_path / "pvc" / "models").mkdir(parents=True)
+    proc, url = start_triton(tmp_path / "pvc" / "models", tmp_path / "triton.log")
+    try:
+        yield Env(tmp_path / "pvc" / "models", tmp_path / "pvc" / "state", registry.tracking_uri, [url])
+    finally:
+        proc.stop()
+
+
 @pytest.mark.integration
 def test_the_drift_repair_cron_workflow_repairs_a_replica_that_drifted(
-    env: Env, registry: Registry, model_name: str
+    own_volume: Env, registry: Registry, model_name: str
 ) -> None:
     """A replica stops serving the committed version (unloaded by hand): status exits 4 and
     recover makes it serve current.json again; a model that did not drift is only looked at."""
+    env = own_volume
     v1 = registry.register(model_name, linear_model(seed=1))
     assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
     [triton] = env.triton_urls
