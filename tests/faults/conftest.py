@@ -4,8 +4,6 @@ scenario that needs it), and the table it prints at the end."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,6 +15,7 @@ import pytest
 import requests
 
 from tests.helpers import Env, Registry, tree_digest
+from tests.mlflow_servers import environ
 from tritonops.local.processes import Process, free_port, http_ok, start_mlflow_server, start_triton, wait_for
 
 # MLflow 3's job runner (GenAI scorers, trace archival) is a pool of `huey` processes per server
@@ -121,7 +120,7 @@ class Rig:
     def restart_mlflow(self) -> None:
         port = int(str(self.mlflow.url).rsplit(":", 1)[1])
         self.restarts += 1
-        with _environ(_QUIET_MLFLOW):
+        with environ(**_QUIET_MLFLOW):
             self.mlflow = start_mlflow_server(
                 self.root / "mlflow", self.logs / f"mlflow-{self.restarts}.log", port=port
             )[0]
@@ -139,20 +138,6 @@ class Rig:
                 if labels.get("job") == "tritonops" and labels.get("model") == model:
                     out[(sample.name, labels.get("outcome"))] = sample.value
         return out
-
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _start_pushgateway(logs: Path) -> tuple[Process, str]:
@@ -176,7 +161,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     root = tmp_path_factory.mktemp("faults")
     (root / "pvc" / "models").mkdir(parents=True)
     logs = root / "logs"
-    with _environ(_QUIET_MLFLOW):
+    with environ(**_QUIET_MLFLOW):
         mlflow, url = start_mlflow_server(root / "mlflow", logs / "mlflow.log")
     gateway, gateway_url = _start_pushgateway(logs)
     tritons = [start_triton(root / "pvc" / "models", logs / f"triton-{i}.log")[0] for i in range(2)]
