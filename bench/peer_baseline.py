@@ -102,13 +102,19 @@ def compare(python: Path, replicas: int, runs: int, show_nan: bool) -> None:
         peer_uri = f"sqlite:///{s.tmp / 'peer.db'}"
         # The plugin's MLflow 2 puts artefacts under ./mlruns: it runs in the scratch dir.
         peer_env = dict(os.environ, MLFLOW_TRACKING_URI=peer_uri, TRITON_MODEL_REPO=str(s.repo))
+        # The previous round's registry set an experiment id in this process's environment;
+        # it names nothing in this round's fresh registry.
+        for key in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+            peer_env.pop(key, None)
         (s.tmp / "config.pbtxt").write_text(CONFIG)
 
         def peer_register(model: onnx.ModelProto, i: int) -> None:
             path = s.tmp / f"peer-{i}.onnx"
             onnx.save(model, str(path))
-            subprocess.run([str(python), "-c", REGISTER, peer_uri, str(path), str(s.tmp / "config.pbtxt")],
-                           env=peer_env, cwd=s.tmp, check=True, capture_output=True)  # fmt: skip
+            out = subprocess.run([str(python), "-c", REGISTER, peer_uri, str(path), str(s.tmp / "config.pbtxt")],
+                           env=peer_env, cwd=s.tmp, check=False, capture_output=True, text=True)  # fmt: skip
+            if out.returncode != 0:
+                raise SystemExit(f"registering the plugin's model failed: {out.stderr[-2000:]}")
 
         def peer_update(version: int, verb: str = "update") -> tuple[int, float, str]:
             started, code, err = time.perf_counter(), 0, ""

@@ -7,12 +7,15 @@ only way to make a real component fail on cue.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import Env, Registry, tree_digest
 from tests.integration.test_deploy import assert_serving
+from tritonops.adapters import files
 from tritonops.adapters.registry import RegistrySettings
 from tritonops.core.state import Outcome
 from tritonops.engine.deployer import Deployer, exit_code_for
@@ -76,3 +79,57 @@ def test_a_failing_quarantine_move_does_not_stop_the_restore_and_loses_no_file(
     assert_serving(env, model_name, 1, good)
     # The candidate's files are still on the volume (not served: the version policy pins v1).
     assert (env.repo / model_name / str(v2) / "model.onnx").is_file()
+
+
+class _Crash(BaseException):
+    """Stands for the process dying: nothing in the engine catches it."""
+
+
+def test_a_run_killed_right_after_renaming_the_version_into_the_repository_is_quarantined_on_recovery(
+    env: Env, registry: Registry, model_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The window between the rename and the journal saying so: the journal holds MATERIALIZING
+    # and no digests (the load step hashes), so only the staged dir's identity tells the
+    # recovery that the directory now in the repository is this run's.
+    good = linear_model(seed=1)
+    registry.register(model_name, good)
+    assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
+    current_before = (env.repo / model_name / "current.json").read_bytes()
+    v2 = registry.register(model_name, linear_model(seed=2))
+    real_move = files.move_dir
+
+    def move_then_die(src: Path, dst: Path) -> None:
+        real_move(src, dst)
+        raise _Crash
+
+    monkeypatch.setattr(files, "move_dir", move_then_die)
+    with pytest.raises(_Crash):
+        deployer(env).run(model_name, "champion", "killed-after-rename")
+    monkeypatch.setattr(files, "move_dir", real_move)
+    assert (env.repo / model_name / str(v2) / "model.onnx").is_file()  # the crash left it there
+
+    # The dead run's lease is still live: its own run id recovers it (as a workflow's onExit does).
+    [journal] = deployer(env).recover(model_name, "killed-after-rename")
+
+    assert journal.outcome is Outcome.REJECTED  # stopped before any replica saw it
+    assert not (env.repo / model_name / str(v2)).exists()
+    assert env.quarantined(model_name)[-1].name.startswith(f"{v2}.failed_")
+    assert (env.quarantined(model_name)[-1] / "model.onnx").is_file()  # kept for diagnosis
+    assert (env.repo / model_name / "current.json").read_bytes() == current_before
+    assert_serving(env, model_name, 1, good)
+
+
+def test_current_json_records_the_sha256_of_every_served_file(
+    env: Env, registry: Registry, model_name: str
+) -> None:
+    v1 = registry.register(model_name, linear_model(seed=1, extra_weights=1000))
+    assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
+    vdir = env.repo / model_name / str(v1)
+    on_disk = {
+        str(p.relative_to(vdir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in vdir.rglob("*")
+        if p.is_file()
+    }
+    current = json.loads((env.repo / model_name / "current.json").read_text())
+    assert "model.onnx" in on_disk and len(on_disk) >= 2  # the graph and its external data
+    assert current["files"] == on_disk

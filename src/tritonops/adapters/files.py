@@ -98,6 +98,12 @@ def move_dir(src: Path, dst: Path) -> None:
     fsync_dir(src.parent)
 
 
+def identity(path: Path) -> str:
+    """``<st_dev>:<st_ino>`` of ``path``: the same after a rename within one filesystem."""
+    st = os.stat(path)
+    return f"{st.st_dev}:{st.st_ino}"
+
+
 def ensure_writable_dir(path: Path, what: str) -> Path:
     """Create ``path`` if needed and prove we can write there, before changing anything."""
     try:

@@ -200,6 +200,9 @@ class Journal:
     files: Mapping[str, str] = field(default_factory=dict)
     installed_dir: bool = False  # this run put <model>/<version>/ into the repository
     staged_dir: str | None = None
+    # "<st_dev>:<st_ino>" of the staged version dir, recorded before it is renamed into the
+    # repository: a rename keeps it, so after a crash it tells whether the rename happened.
+    staged_identity: str | None = None
     smoke_input: str | None = None
     parity_reference: str | None = None  # onnxruntime's answers, computed while Triton loaded
     loaded_versions: tuple[int, ...] = ()
@@ -263,6 +266,7 @@ class Journal:
             "files": dict(self.files),
             "installed_dir": self.installed_dir,
             "staged_dir": self.staged_dir,
+            "staged_identity": self.staged_identity,
             "smoke_input": self.smoke_input,
             "parity_reference": self.parity_reference,
             "loaded_versions": list(self.loaded_versions),
@@ -301,6 +305,7 @@ class Journal:
                 files=dict(data.get("files", {})),
                 installed_dir=bool(data.get("installed_dir", False)),
                 staged_dir=data.get("staged_dir"),
+                staged_identity=data.get("staged_identity"),
                 smoke_input=data.get("smoke_input"),
                 parity_reference=data.get("parity_reference"),
                 loaded_versions=tuple(int(v) for v in data.get("loaded_versions", [])),

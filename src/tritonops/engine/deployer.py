@@ -260,7 +260,11 @@ class Deployer:
         return vdir
 
     def _fetch(self, journal: Journal, candidate: Candidate, current: Current | None) -> Journal:
-        """Download into staging, verify the artefact, its config and the interface gate, then install."""
+        """Download into staging, verify the artefact, its config and the interface gate, then install.
+
+        The files' sha256 is not computed here: the load step hashes the installed files while
+        Triton loads them, and commit records the digests in current.json.
+        """
         model = journal.model
         staging = self.store.staging_dir(model, journal.run_id)
         shutil.rmtree(staging, ignore_errors=True)
@@ -272,9 +276,7 @@ class Deployer:
         signature = inspect(model_dir)
         config = configuration.compose(self.settings, model, signature, model_dir)
         journal = self._verified(journal, candidate, current, signature, config, model_dir)
-        sums = checksums(model_dir)
-        journal = self.store.save(journal.at(Phase.SNAPSHOTTED, files=sums))
-        return self._install(journal, model_dir, candidate, sums)
+        return self._install(journal, model_dir, candidate)
 
     def _verified(
         self,
@@ -309,19 +311,18 @@ class Deployer:
                 )
         return journal
 
-    def _install(
-        self, journal: Journal, model_dir: Path, candidate: Candidate, sums: dict[str, str]
-    ) -> Journal:
+    def _install(self, journal: Journal, model_dir: Path, candidate: Candidate) -> Journal:
         """Rename the verified version dir into the repository: Triton never sees it half-written."""
         target = self.repo.version_dir(journal.model, candidate.version)
         if target.exists():
+            sums = checksums(model_dir)
             if checksums(target) == sums:
                 log.info(
                     "model=%s version=%s already in the repository with the same files",
                     journal.model,
                     candidate.version,
                 )
-                return self.store.save(journal.at(Phase.MATERIALIZED))
+                return self.store.save(journal.at(Phase.MATERIALIZED, files=sums))
             if candidate.version == journal.previous_version:
                 raise InconsistentState(
                     f"{target} is the committed version but its files differ from the registry's "
@@ -335,7 +336,7 @@ class Deployer:
                 self._now(),
                 {"reason": "stale version directory replaced by a new download", "run_id": journal.run_id},
             )
-        journal = self.store.save(journal.at(Phase.MATERIALIZING))
+        journal = self.store.save(journal.at(Phase.MATERIALIZING, staged_identity=files.identity(model_dir)))
         files.move_dir(model_dir, target)
         return self.store.save(journal.at(Phase.MATERIALIZED, installed_dir=True, staged_dir=None))
 
@@ -368,12 +369,24 @@ class Deployer:
                 box[0].at(Phase.MATERIALIZED, loaded_versions=(candidate.version,), candidate_model=staging)
             )
             body = cfg.to_load_json(config)
-            # While Triton loads (seconds, for a large model), compute what the parity gate
-            # compares against: the smoke step then only infers and compares.
-            with _alongside(self._parity_reference, box[0]) as reference:
+            # While Triton loads (seconds, for a large model), compute what later steps need
+            # anyway: the files' sha256 (commit records it) and what the parity gate compares
+            # against (the smoke step then only infers and compares).
+            with (
+                _alongside(self._installed_files, box[0]) as sums,
+                _alongside(self._parity_reference, box[0]) as reference,
+            ):
                 fleet.all_or_nothing(self.replicas, lambda r: r.load(staging, body), "load")
-            box[0] = box[0].at(Phase.LOADED, parity_reference=reference.result)
+            digests = sums.result if sums.result is not None else self._installed_files(box[0])
+            box[0] = box[0].at(Phase.LOADED, parity_reference=reference.result, files=digests)
         return box[0]
+
+    def _installed_files(self, journal: Journal) -> dict[str, str]:
+        """sha256 of the installed version's files: exactly what Triton loads."""
+        if journal.files:  # a config-only change: the committed version's files, verified
+            return dict(journal.files)
+        candidate, _ = self._candidate(journal)
+        return checksums(self.repo.version_dir(journal.model, candidate.version))
 
     def ready(self, journal: Journal) -> Journal:
         self._expect(journal, Phase.LOADED)
@@ -635,10 +648,15 @@ class Deployer:
         reason = {"run_id": journal.run_id, "error": dict(journal.error or {}), "version": candidate.version}
         target = self.repo.version_dir(journal.model, candidate.version)
         is_committed = candidate.version == journal.previous_version
+        # Interrupted while renaming the staged dir into place: the target is ours when the
+        # rename happened (same inode; across filesystems, the same files).
         ours = journal.installed_dir or (
             journal.phase is Phase.MATERIALIZING
             and target.is_dir()
-            and checksums(target) == dict(journal.files)
+            and (
+                files.identity(target) == journal.staged_identity
+                or (bool(journal.files) and checksums(target) == dict(journal.files))
+            )
         )
         if ours and not is_committed and target.is_dir():
             return str(self.store.quarantine(target, journal.model, candidate.version, self._now(), reason))
