@@ -8,6 +8,12 @@ does more (registry lookup and download, checks, parity and latency gates, journ
 difference says what that costs. Small model, and a model with ~1 GiB of external data
 (`--big-gib 0` skips it).
 
+The MLflow floor is what any deploy that takes its model from the registry pays on top of the
+copy, measured in a new process like the deploy: import MLflow, open the registry, resolve the
+alias and where the version's files are (the download itself stands against the bound's copy).
+The deploy minus the safe bound minus that floor is tritonops' own work (download vs copy,
+journal, checks, gates, tags, metrics).
+
     .venv/bin/python bench/deploy_overhead.py [--runs 5] [--big-gib 1.0]
 """
 
@@ -17,6 +23,8 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -72,8 +80,27 @@ def raw_deploy(url: str, repo: Path, source_dir: Path, name: str, version: int, 
     return elapsed
 
 
+MLFLOW_FLOOR = """
+import os, sys
+from mlflow import MlflowClient
+name, uri = sys.argv[1], os.environ["MLFLOW_TRACKING_URI"]
+client = MlflowClient(uri)
+mv = client.get_model_version_by_alias(name, "champion")
+print(client.get_model_version_download_uri(name, mv.version), flush=True)
+os._exit(0)
+"""
+
+
+def mlflow_floor(s: Stack, model_name: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", MLFLOW_FLOOR, model_name], env=s.env(), check=True, capture_output=True
+    )
+    return time.perf_counter() - started
+
+
 def measure(s: Stack, runs: int, label: str, extra_weights: int) -> dict[str, float]:
-    raw, safe, deploy, steps = [], [], [], {}
+    raw, safe, deploy, floor, steps = [], [], [], [], {}
     model_name = f"bench-{label}"
     for i in range(runs):
         model = linear_model(seed=i + 1, extra_weights=extra_weights)
@@ -89,6 +116,7 @@ def measure(s: Stack, runs: int, label: str, extra_weights: int) -> dict[str, fl
         safe.append(raw_deploy(s.urls[0], s.repo, src, f"raw-{label}", i + 1, safe=True))
         shutil.rmtree(src)
         s.registry.register(model_name, model)
+        floor.append(mlflow_floor(s, model_name))
         result, seconds = s.cli("deploy", "--model", model_name, "--alias", "champion", "--json")
         if result.returncode != 0:
             raise SystemExit(f"deploy failed: {result.stdout}{result.stderr}")
@@ -103,8 +131,11 @@ def measure(s: Stack, runs: int, label: str, extra_weights: int) -> dict[str, fl
     print(
         f"  vs safe bound: {median(deploy) / median(safe):.2f}x, difference {median(deploy) - median(safe):+.2f}s"
     )
+    print(f"  MLflow floor (import, open registry, resolve):      {fmt(floor)}")
+    own = median(deploy) - median(safe) - median(floor)
+    print(f"  deploy - safe bound - MLflow floor (tritonops' own work): {own:+.2f}s")
     print(f"  last deploy by step: {json.dumps({k: round(v, 2) for k, v in steps.items()})}")
-    return {"raw": median(raw), "safe": median(safe), "deploy": median(deploy)}
+    return {"raw": median(raw), "safe": median(safe), "deploy": median(deploy), "floor": median(floor)}
 
 
 def main() -> None:

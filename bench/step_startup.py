@@ -1,6 +1,10 @@
 """Step start-up: cold start of `tritonops step ready` (what every Argo step container pays)
 vs. `python -c pass`, and proof that steps which do not talk to MLflow never import it.
 
+Also what a normal interpreter exit costs once MLflow is imported (the steps and the CLI that
+talk to MLflow skip that teardown: `tritonops.cli._exit`): a process imports MLflow's client
+and its SQL store, prints the time, and exits normally; teardown = wall time after the print.
+
     .venv/bin/python bench/step_startup.py [--runs 10]
 """
 
@@ -20,6 +24,15 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(argv, env=env, capture_output=True, check=True)
     return time.perf_counter() - started
+
+
+TEARDOWN_PROBE = "import time, mlflow, mlflow.store.tracking.sqlalchemy_store; print(time.time(), flush=True)"
+
+
+def teardown() -> float:
+    """Seconds a normal exit takes after the work is done, with MLflow imported."""
+    out = subprocess.run([sys.executable, "-c", TEARDOWN_PROBE], capture_output=True, text=True, check=True)
+    return time.time() - float(out.stdout.split()[-1])
 
 
 def main() -> None:
@@ -56,6 +69,8 @@ def main() -> None:
             f"ratio {median(ready) / median(baseline):.1f}x, difference {median(ready) - median(baseline):+.3f}s"
         )
         print(f"imports mlflow: {'mlflow' in imported}; imports onnxruntime: {'onnxruntime' in imported}")
+        exits = [teardown() for _ in range(args.runs)]
+        print(f"normal exit after importing MLflow (teardown a tritonops step skips): {fmt(exits)}")
 
 
 if __name__ == "__main__":
