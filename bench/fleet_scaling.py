@@ -1,4 +1,4 @@
-"""Every replica at once: a deploy's replica steps on 1, 2 and 4 replicas, same run, same machine.
+"""Every replica at once: a deploy's replica steps on 1, 2, 3 and 4 replicas, same run, same machine.
 
 What is timed is what touches the replicas: the load, ready, smoke (with its gates) and commit
 steps, from the deploy's own step record (the registry and the download do not scale with
@@ -6,7 +6,7 @@ replicas). A sequential fleet would take N times the one-replica time; the targe
 replicas cost at most 1.8x and 4 at most 2x one replica, on this 2-core machine where four Triton
 processes share two cores.
 
-    .venv/bin/python bench/fleet_scaling.py [--runs 5] [--replicas 1 2 4]
+    .venv/bin/python bench/fleet_scaling.py [--runs 5] [--replicas 1 2 3 4]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def measure(replicas: int, runs: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 3, 4])
     args = parser.parse_args()
     quiet_mlflow()
     results = {}
