@@ -111,12 +111,17 @@ def measure(s: Stack, runs: int, label: str, extra_weights: int) -> dict[str, fl
         onnx.save(
             copy, str(src / "model.onnx"), save_as_external_data=extra_weights > 0, location="weights.data"
         )
+        # Each timing starts with nothing left to write back: the previous one's gigabyte of
+        # dirty pages would otherwise land on whichever measurement comes next.
+        os.sync()
         raw.append(raw_deploy(s.urls[0], s.repo, src, f"raw-{label}", i + 1, safe=False))
         shutil.rmtree(s.repo / f"raw-{label}" / str(i + 1))
+        os.sync()
         safe.append(raw_deploy(s.urls[0], s.repo, src, f"raw-{label}", i + 1, safe=True))
         shutil.rmtree(src)
         s.registry.register(model_name, model)
         floor.append(mlflow_floor(s, model_name))
+        os.sync()
         result, seconds = s.cli("deploy", "--model", model_name, "--alias", "champion", "--json")
         if result.returncode != 0:
             raise SystemExit(f"deploy failed: {result.stdout}{result.stderr}")

@@ -7,8 +7,8 @@ atomic move; the sha256 is computed by the load step, while Triton loads) and
 Peak RSS must stay flat as the model grows: nothing reads a whole model into memory.
 
 The step's time is a fixed part (importing MLflow and opening its registry, whatever the
-size) plus a part that grows with the bytes; the last lines separate the two from the
-smallest and largest sizes, and compare the growing part with `cp`.
+size) plus the download, the part that grows with the bytes: the step logs how long its
+download took, and that is compared with `cp` too.
 
     .venv/bin/python bench/materialize.py [--runs 5] [--sizes-mib 64,256,1024]
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from _harness import fmt, median, quiet_mlflow, stack
 
 from tritonops.local.samples import linear_model
 
+DOWNLOADED = re.compile(r"downloaded model=\S+ version=\d+ bytes=\d+ in ([\d.]+)s")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,7 +36,6 @@ def main() -> None:
     parser.add_argument("--sizes-mib", default="64,256,1024")
     args = parser.parse_args()
     quiet_mlflow()
-    measured: list[tuple[float, float, float]] = []  # (MiB, step s, cp s)
     with stack() as s:
         env = s.env()
         for mib in [int(x) for x in args.sizes_mib.split(",")]:
@@ -46,7 +48,7 @@ def main() -> None:
                 key=lambda d: d.stat().st_mtime,
             )
             nbytes = sum(p.stat().st_size for p in stored.rglob("*") if p.is_file())
-            step_s, cp_s, rss = [], [], []
+            step_s, download_s, cp_s, rss = [], [], [], []
             for i in range(args.runs):
                 run = f"m{mib}-{i}"
                 for step in ("snapshot", "materialize"):
@@ -66,6 +68,7 @@ def main() -> None:
                     out = subprocess.run(timer + cmd, env=env, capture_output=True, text=True, check=True)
                     if step == "materialize":
                         rss.append(int(out.stderr.strip().splitlines()[-1]) / 1024)
+                        download_s.append(float(DOWNLOADED.findall(out.stderr)[-1]))
                 journal = json.loads((s.state / "runs" / model / run / "journal.json").read_text())
                 step_s.append(next(x["duration_s"] for x in journal["steps"] if x["name"] == "materialize"))
                 # Undo, so the next run downloads again (a fresh version directory).
@@ -80,18 +83,14 @@ def main() -> None:
             print(f"  materialize step: {fmt(step_s)}  -> {mibs / median(step_s):7.1f} MiB/s")
             print(f"  cp -r:            {fmt(cp_s)}  -> {mibs / median(cp_s):7.1f} MiB/s")
             print(f"  throughput ratio materialize/cp: {median(cp_s) / median(step_s):.2f}x")
+            print(f"  the step's download: {fmt(download_s)}  -> {mibs / median(download_s):7.1f} MiB/s")
+            print(f"  throughput ratio download/cp: {median(cp_s) / median(download_s):.2f}x")
+            print(
+                f"  rest of the step (MLflow import, registry, checks): {median(step_s) - median(download_s):.3f}s"
+            )
             print(
                 f"  peak RSS of the materialize process: median {median(rss):.0f} MiB  runs {[round(x) for x in rss]}"
             )
-            measured.append((mibs, median(step_s), median(cp_s)))
-    if len(measured) >= 2:
-        (m0, t0, c0), (m1, t1, c1) = measured[0], measured[-1]
-        per_gib, cp_per_gib = (t1 - t0) / (m1 - m0) * 1024, (c1 - c0) / (m1 - m0) * 1024
-        fixed = t0 - (t0 - t1) / (m0 - m1) * m0 if m1 != m0 else t0
-        print(f"\nfrom {m0:.0f} MiB to {m1:.0f} MiB:")
-        print(f"  fixed part of the step (size 0, extrapolated): {fixed:.3f}s")
-        print(f"  each further GiB: materialize {per_gib:.3f}s, cp {cp_per_gib:.3f}s")
-        print(f"  throughput ratio of the growing part materialize/cp: {cp_per_gib / per_gib:.2f}x")
 
 
 if __name__ == "__main__":

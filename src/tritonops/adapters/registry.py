@@ -309,7 +309,7 @@ class MlflowRegistry:
             )
         size = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
         log.info(
-            "downloaded model=%s version=%s bytes=%d in %.2fs",
+            "downloaded model=%s version=%s bytes=%d in %.3fs",
             candidate.registry_model,
             candidate.version,
             size,
