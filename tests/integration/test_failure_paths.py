@@ -11,6 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import onnx
 import pytest
 
 from tests.helpers import Env, Registry, tree_digest
@@ -36,12 +37,18 @@ def deployer(env: Env) -> Deployer:
     )
 
 
-def test_an_unexpected_exception_in_a_gate_rolls_back(
-    env: Env, registry: Registry, model_name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def committed_v1(env: Env, registry: Registry, model_name: str) -> onnx.ModelProto:
+    """Version 1 registered and committed through the CLI: production to protect."""
     good = linear_model(seed=1)
     registry.register(model_name, good)
     assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
+    return good
+
+
+def test_an_unexpected_exception_in_a_gate_rolls_back(
+    env: Env, registry: Registry, model_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = committed_v1(env, registry, model_name)
     before = tree_digest(env.repo / model_name)
     v2 = registry.register(model_name, linear_model(seed=2))
 
@@ -61,9 +68,7 @@ def test_an_unexpected_exception_in_a_gate_rolls_back(
 def test_a_failing_quarantine_move_does_not_stop_the_restore_and_loses_no_file(
     env: Env, registry: Registry, model_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    good = linear_model(seed=1)
-    registry.register(model_name, good)
-    assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
+    good = committed_v1(env, registry, model_name)
     current_before = (env.repo / model_name / "current.json").read_bytes()
     v2 = registry.register(model_name, linear_model(seed=2, produce_nan=True))
 
@@ -91,9 +96,7 @@ def test_a_run_killed_right_after_renaming_the_version_into_the_repository_is_qu
     # The window between the rename and the journal saying so: the journal holds MATERIALIZING
     # and no digests (the load step hashes), so only the staged dir's identity tells the
     # recovery that the directory now in the repository is this run's.
-    good = linear_model(seed=1)
-    registry.register(model_name, good)
-    assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
+    good = committed_v1(env, registry, model_name)
     current_before = (env.repo / model_name / "current.json").read_bytes()
     v2 = registry.register(model_name, linear_model(seed=2))
     real_move = files.move_dir
