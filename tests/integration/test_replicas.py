@@ -24,6 +24,11 @@ import requests
 
 from tests.helpers import FEATURES, Env, Registry
 from tests.integration.test_deploy import assert_serving, ready_versions
+from tritonops.adapters.registry import RegistrySettings
+from tritonops.core.state import Outcome
+from tritonops.engine.deployer import Deployer
+from tritonops.engine.settings import Settings
+from tritonops.errors import LoadFailed
 from tritonops.local.processes import Process, start_triton
 from tritonops.local.samples import linear_model
 
@@ -442,3 +447,53 @@ def test_pinned_replica_that_disappears_fails_the_run_and_it_rolls_back(
         assert_consistent(env2, model_name, v1, good, before, expect_quarantine=True)
     finally:
         extra.stop()
+
+
+def test_a_load_failing_on_one_replica_is_undone_where_it_changed_something_and_nowhere_else(
+    env2: Env, registry: Registry, model_name: str
+) -> None:
+    """Before commit, a rollback never touches production on any replica; the replica whose
+    staging load went through gets it unloaded. Real Tritons; every load/unload is recorded
+    (and passed on), and replica 1's staging load fails once replica 0's is under way."""
+
+    good = linear_model(seed=1)
+    v1 = registry.register(model_name, good)
+    assert deploy(env2, model_name).returncode == 0
+    registry.register(model_name, linear_model(seed=2))
+    deployer = Deployer(
+        Settings(
+            repo=env2.repo,
+            state_dir=env2.state,
+            triton_urls=tuple(env2.triton_urls),
+            registry=RegistrySettings(tracking_uri=env2.tracking_uri, max_retries=0),
+        )
+    )
+    first, second = deployer.replicas
+    calls: list[tuple[str, str, str]] = []
+
+    def spy(replica: object, verb: str) -> Callable[..., None]:
+        real = getattr(replica, verb)
+
+        def recorded(model: str, *args: object, **kwargs: object) -> None:
+            calls.append((replica.url, verb, model))  # type: ignore[attr-defined]
+            if replica is second and verb == "load" and model != model_name:
+                time.sleep(0.3)  # replica 0's load has started: it cannot be called back
+                raise LoadFailed(f"simulated: {model} failed to load on {second.url}")
+            real(model, *args, **kwargs)
+
+        return recorded
+
+    for replica in (first, second):
+        for verb in ("load", "unload"):
+            setattr(replica, verb, spy(replica, verb))
+
+    with traffic(env2.triton_urls, model_name) as clients:
+        journal = deployer.run(model_name, "champion", "one-replica-load-fails")
+
+    assert journal.outcome is Outcome.ROLLED_BACK and journal.error["step"] == "load"
+    staging = journal.candidate_model
+    assert [c for c in calls if c[2] == model_name] == []  # production: no load, no unload, anywhere
+    assert (first.url, "load", staging) in calls and (first.url, "unload", staging) in calls
+    assert ready_versions(first.url, staging) == [] and ready_versions(second.url, staging) == []
+    assert_no_failures(clients)
+    assert_serving(env2, model_name, v1, good)
