@@ -649,14 +649,12 @@ class Deployer:
         target = self.repo.version_dir(journal.model, candidate.version)
         is_committed = candidate.version == journal.previous_version
         # Interrupted while renaming the staged dir into place: the target is ours when the
-        # rename happened (same inode; across filesystems, the same files).
+        # rename happened (it keeps the inode). A copy across filesystems does not; such a dir
+        # stays where it is, unserved (config.pbtxt pins the committed version), nothing lost.
         ours = journal.installed_dir or (
             journal.phase is Phase.MATERIALIZING
             and target.is_dir()
-            and (
-                files.identity(target) == journal.staged_identity
-                or (bool(journal.files) and checksums(target) == dict(journal.files))
-            )
+            and files.identity(target) == journal.staged_identity
         )
         if ours and not is_committed and target.is_dir():
             return str(self.store.quarantine(target, journal.model, candidate.version, self._now(), reason))
