@@ -141,12 +141,12 @@ def _follow_the_registry(work: Path, env: dict[str, str], url: str) -> dict[obje
 
         version = _register(server_url, work / "mlartifacts", linear_model(seed=5), "retrained again")
         deadline = time.monotonic() + 180
-        current = repo_current = Path(env["TRITONOPS_REPO"]) / MODEL / "current.json"
+        current = Path(env["TRITONOPS_REPO"]) / MODEL / "current.json"
         while time.monotonic() < deadline:
             if current.is_file() and json.loads(current.read_text())["active_version"] == version:
                 break
             time.sleep(0.5)
-        served = json.loads(repo_current.read_text())["active_version"]
+        served = json.loads(current.read_text())["active_version"]
         click.echo(f"the receiver deployed it by itself: current.json says version {served}")
         click.echo(f"production traffic: {_infer(url)}")
         results["webhook"] = 0 if served == version else 1

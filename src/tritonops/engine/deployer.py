@@ -383,7 +383,7 @@ class Deployer:
 
     def _installed_files(self, journal: Journal) -> dict[str, str]:
         """sha256 of the installed version's files: exactly what Triton loads."""
-        if journal.files:  # a config-only change: the committed version's files, verified
+        if journal.files:  # known already: a config-only change, or the same files found installed
             return dict(journal.files)
         candidate, _ = self._candidate(journal)
         return checksums(self.repo.version_dir(journal.model, candidate.version))
