@@ -207,6 +207,16 @@ def model_config_options(fn: F) -> F:
             help="A directory of per-model templates <model>.pbtxt (a ConfigMap in Kubernetes); "
             "used when --model-config is not given. Env: TRITONOPS_MODEL_CONFIG_DIR.",
         ),
+        click.option(
+            "--artifact-config-fields",
+            envvar="TRITONOPS_ARTIFACT_CONFIG_FIELDS",
+            default="",
+            metavar="FIELD,...",
+            help="Widen what the artefact's own config.pbtxt may set (by default only what describes "
+            "the model: tensors' dims/reshape/optional/allow_ragged_batch, max_batch_size, "
+            "dynamic_batching, sequence_batching), e.g. 'parameters,input.format'. Anything else in "
+            "it is refused (exit 2). Env: TRITONOPS_ARTIFACT_CONFIG_FIELDS.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -251,6 +261,7 @@ def _triton_headers() -> dict[str, str]:
 
 def _settings(opts: dict[str, Any], **extra: Any) -> Any:
     from tritonops.adapters.registry import RegistrySettings
+    from tritonops.core.config import ArtifactFields
     from tritonops.engine.settings import Settings
 
     repo: Path = opts["repo"]
@@ -269,6 +280,7 @@ def _settings(opts: dict[str, Any], **extra: Any) -> Any:
         model_config=opts.get("model_config"),
         lease_s=opts["lease_seconds"],
         model_config_dir=opts.get("model_config_dir"),
+        artifact_fields=ArtifactFields.widened(opts.get("artifact_config_fields", "").split(",")),
         triton_headers=_triton_headers(),
         actor=_actor(),
         **extra,

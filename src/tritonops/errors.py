@@ -8,6 +8,10 @@
     │   │                       contradicts the model's ONNX file
     │   ├── CredentialsRefused  MLflow or its artifact store refused the credentials (401/403)
     │   ├── UnsafeArtifact      an artefact names a path outside its own download directory
+    │   │   └── ArtifactFieldRefused  its config.pbtxt sets how Triton runs the model
+    │   │                       (libraries, instances, warmup files, ...): the operator's business
+    │   ├── ArtifactTooLarge    the artefact exceeds --max-artifact-bytes/-files, or the volume's
+    │   │                       free space
     │   └── Busy                another deploy of the same model holds the lock
     ├── Unavailable             a dependency did not answer; retrying later may work
     │   ├── RegistryUnavailable MLflow tracking server or artifact store
@@ -75,6 +79,16 @@ class CredentialsRefused(InputError):
 
 class UnsafeArtifact(InputError):
     """The artefact names a path outside its download directory (MLmodel paths, symlinks)."""
+
+
+class ArtifactFieldRefused(UnsafeArtifact):
+    """The artefact's own ``config.pbtxt`` sets a field only the operator may set (how Triton
+    runs the model, not what the model is), or names a file outside the model directory."""
+
+
+class ArtifactTooLarge(InputError):
+    """The artefact is larger (bytes or files) than the operator allows, or than the volume's
+    free space; refused before (or while) downloading, nothing is kept."""
 
 
 class Busy(InputError):

@@ -179,8 +179,7 @@ def test_artifact_config_is_kept_and_the_template_overrides_it(
 ) -> None:
     artefact_config = (
         f'name: "{model_name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n'
-        'parameters { key: "origin" value { string_value: "artefact" } }\n'
-        "instance_group [ { kind: KIND_CPU, count: 2 } ]\n"
+        "dynamic_batching { max_queue_delay_microseconds: 300 }\n"
     )
     registry.register_triton_dir(model_name, linear_model(seed=1).SerializeToString(), artefact_config)
 
@@ -188,17 +187,20 @@ def test_artifact_config_is_kept_and_the_template_overrides_it(
 
     assert result.returncode == 0, result.stderr
     served = triton_config(env.triton_urls[0], model_name)
-    assert served["max_batch_size"] == 8 and served["parameters"]["origin"]["string_value"] == "artefact"
-    assert served["instance_group"][0]["count"] == 2
+    assert served["max_batch_size"] == 8
+    assert int(served["dynamic_batching"]["max_queue_delay_microseconds"]) == 300
     assert served["backend"] == "onnxruntime"
 
     template = tmp_path / "t.pbtxt"
-    template.write_text("instance_group [ { kind: KIND_CPU, count: 1 } ]\n")
+    template.write_text(
+        "instance_group [ { kind: KIND_CPU, count: 1 } ]\ndynamic_batching { max_queue_delay_microseconds: 100 }\n"
+    )
     result = env.cli("deploy", "--model", model_name, "--alias", "champion", "--model-config", str(template))
     assert result.returncode == 0, result.stderr
     served = triton_config(env.triton_urls[0], model_name)
-    assert served["instance_group"][0]["count"] == 1  # the template wins
-    assert served["parameters"]["origin"]["string_value"] == "artefact"  # the rest of the artefact's stays
+    assert served["instance_group"][0]["count"] == 1
+    assert int(served["dynamic_batching"]["max_queue_delay_microseconds"]) == 100  # the template wins
+    assert served["max_batch_size"] == 8  # the rest of the artefact's stays
 
 
 def test_template_contradicting_the_onnx_file_is_bad_input(

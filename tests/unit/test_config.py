@@ -27,8 +27,9 @@ def template(text: str, where: str = "fraud.pbtxt") -> ConfigSource:
     return ConfigSource(text, where, operator=True)
 
 
-def artifact(text: str) -> ConfigSource:
-    return ConfigSource(text, "the artefact's config.pbtxt", operator=False)
+def artifact(text: str, widen: tuple[str, ...] = ()) -> ConfigSource:
+    allowed = cfg.ArtifactFields.widened(widen)
+    return ConfigSource(text, "the artefact's config.pbtxt", operator=False, allowed=allowed)
 
 
 GOLDEN_CLASSIFIER = """\
@@ -156,7 +157,8 @@ def test_no_instance_group_by_default() -> None:
 def test_precedence_template_over_artifact_over_defaults() -> None:
     art = artifact(
         'name: "whatever"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 16\n'
-        'instance_group [ { kind: KIND_CPU, count: 4 } ]\nparameters { key: "a" value { string_value: "1" } }\n'
+        'instance_group [ { kind: KIND_CPU, count: 4 } ]\nparameters { key: "a" value { string_value: "1" } }\n',
+        widen=("instance_group", "parameters"),
     )
     tpl = template("instance_group [ { kind: KIND_CPU, count: 2 } ]\n")
     config = cfg.effective_config("fraud", CLASSIFIER, [art, tpl])
@@ -170,7 +172,10 @@ def test_precedence_template_over_artifact_over_defaults() -> None:
 
 
 def test_template_replaces_a_field_it_sets_instead_of_appending() -> None:
-    art = artifact("instance_group [ { kind: KIND_CPU, count: 4 }, { kind: KIND_CPU, count: 1 } ]\n")
+    art = artifact(
+        "instance_group [ { kind: KIND_CPU, count: 4 }, { kind: KIND_CPU, count: 1 } ]\n",
+        widen=("instance_group",),
+    )
     config = cfg.effective_config("m", CLASSIFIER, [art, template("instance_group [ { count: 3 } ]\n")])
     assert [g.count for g in config.instance_group] == [3]
 

@@ -6,7 +6,14 @@ Where the configuration comes from, lowest to highest precedence:
    tensor has a dynamic first dim. No ``instance_group``: Triton then puts one instance on each
    GPU where there are GPUs, else on the CPU.
 2. **The artefact's own** ``config.pbtxt`` (a Triton model directory logged to MLflow, the
-   layout of NVIDIA's plugin).
+   layout of NVIDIA's plugin), **limited to what describes the model**: ``max_batch_size``,
+   ``dynamic_batching``, ``sequence_batching`` and the tensors' ``dims``/``reshape``/``optional``/
+   ``allow_ragged_batch`` (:data:`ARTIFACT_FIELDS`). Whoever can register a model version chooses
+   *what* is served, never *how Triton runs it*: a native library (``model_operations``), a warmup
+   file, instance counts, parameters, accelerators, repository agents are the operator's. Any other
+   field is refused (:class:`ArtifactFieldRefused`, exit 2) unless the operator widened the list
+   (``--artifact-config-fields``); ``model_operations`` and ``model_repository_agents`` never
+   come from an artefact, and a file the artefact names must be a plain name inside the model.
 3. **The operator's template** (``--model-config FILE`` or ``$TRITONOPS_MODEL_CONFIG_DIR/<model>.pbtxt``).
 4. **Fields tritonops owns**, always: ``name``, ``backend`` (``platform: "onnxruntime_onnx"`` is
    accepted as its synonym), ``default_model_filename``, ``version_policy`` (pinned to the committed
@@ -15,8 +22,8 @@ Where the configuration comes from, lowest to highest precedence:
 A source replaces every top-level field it sets (an ``instance_group`` in the template replaces
 the artefact's, it does not add to it); ``input``/``output`` entries are merged per tensor name
 (a source may set ``dims`` compatible with the ONNX file, ``reshape``, and the other per-tensor
-options). Everything else passes through untouched: instance groups, batching, optimization
-(execution accelerators), warmup, parameters, response cache, rate limiter, ...
+options). From the operator's template everything else passes through untouched: instance
+groups, batching, optimization (execution accelerators), warmup, parameters, response cache, ...
 
 One ``config.pbtxt`` sits at the model root and serves every version, so a version switch can
 never pick up a mismatched config. Its ``version_policy`` is pinned to the committed version: a
@@ -29,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +45,7 @@ from tritonclient.grpc import model_config_pb2 as pb
 
 from tritonops.core.signature import DYNAMIC, Array, Signature, TensorSpec
 from tritonops.core.verdict import interface_changes as tensor_changes
-from tritonops.errors import ArtifactInvalid, ConfigInvalid, TritonOpsError
+from tritonops.errors import ArtifactFieldRefused, ArtifactInvalid, ConfigInvalid, TritonOpsError
 
 ModelConfig = pb.ModelConfig
 
@@ -54,6 +61,58 @@ _HEADER = (
 _MAX_BATCH_RE = re.compile(r"(^|[\s{;,])max_batch_size\s*:", re.M)
 
 
+# What an artefact's own config may set: what describes the model, nothing about how Triton runs
+# it. Top-level fields, then per-tensor fields (name and data_type are checked against the model).
+ARTIFACT_FIELDS = frozenset({"input", "output", "max_batch_size", "dynamic_batching", "sequence_batching"})
+ARTIFACT_TENSOR_FIELDS = frozenset({"name", "data_type", "dims", "reshape", "optional", "allow_ragged_batch"})
+# Never from an artefact, whatever the operator widens: a native library Triton dlopens in every
+# replica, and agents that run on the repository.
+NEVER_FROM_ARTIFACT = frozenset({"model_operations", "model_repository_agents"})
+
+
+@dataclass(frozen=True)
+class ArtifactFields:
+    """Which fields an artefact's config may set: :data:`ARTIFACT_FIELDS` plus what the operator
+    widened (``--artifact-config-fields``: top-level names, or ``input.<f>``/``output.<f>``)."""
+
+    top: frozenset[str] = ARTIFACT_FIELDS
+    tensor: frozenset[str] = ARTIFACT_TENSOR_FIELDS
+
+    @classmethod
+    def widened(cls, names: Iterable[str]) -> ArtifactFields:
+        """The default list plus ``names``; a name Triton's schema lacks, a field tritonops owns or
+        one never taken from an artefact is refused (ConfigInvalid, exit 2)."""
+        top, tensor = set(ARTIFACT_FIELDS), set(ARTIFACT_TENSOR_FIELDS)
+        model_fields = pb.ModelConfig.DESCRIPTOR.fields_by_name
+        tensor_fields = set(pb.ModelInput.DESCRIPTOR.fields_by_name) | set(
+            pb.ModelOutput.DESCRIPTOR.fields_by_name
+        )
+        for raw in names:
+            name = raw.strip()
+            if not name:
+                continue
+            kind, _, sub = name.partition(".")
+            if sub and kind in ("input", "output") and sub in tensor_fields:
+                tensor.add(sub)
+            elif name in _OWNED:
+                raise ConfigInvalid(
+                    f"--artifact-config-fields: {name!r} is owned by tritonops, never the artefact's"
+                )
+            elif name in NEVER_FROM_ARTIFACT:
+                raise ConfigInvalid(
+                    f"--artifact-config-fields: {name!r} is never taken from an artefact; put it in the "
+                    "operator's template (--model-config / TRITONOPS_MODEL_CONFIG_DIR)"
+                )
+            elif not sub and name in model_fields:
+                top.add(name)
+            else:
+                raise ConfigInvalid(
+                    f"--artifact-config-fields: {name!r} is not a field of Triton's ModelConfig "
+                    "(top-level names, or input.<field> / output.<field>)"
+                )
+        return cls(frozenset(top), frozenset(tensor))
+
+
 @dataclass(frozen=True)
 class ConfigSource:
     """One source of configuration: its text and where it came from (for messages)."""
@@ -61,6 +120,8 @@ class ConfigSource:
     text: str
     where: str
     operator: bool = True  # the operator's template (bad -> exit 2) or the artefact's (bad -> exit 3)
+    # For an artefact's config: the fields it may set (anything else: ArtifactFieldRefused).
+    allowed: ArtifactFields = ArtifactFields()
 
     @property
     def error(self) -> type[TritonOpsError]:
@@ -137,6 +198,8 @@ def effective_config(
     for source in sources:
         layer, fields = source.parse()
         _check_owned(layer, fields, name, source)
+        if not source.operator:
+            _check_artifact_fields(layer, fields, source)
         batching_before = config.max_batch_size > 0
         for field in sorted(fields - {"input", "output", *_OWNED}):
             config.ClearField(field)
@@ -195,6 +258,65 @@ def _check_owned(layer: pb.ModelConfig, fields: frozenset[str], name: str, sourc
         problems.append("version_policy (tritonops pins it to the committed version)")
     if problems:
         raise source.error(f"{source.where}: fields tritonops owns: {'; '.join(problems)}")
+
+
+def _check_artifact_fields(layer: pb.ModelConfig, fields: frozenset[str], source: ConfigSource) -> None:
+    """An artefact's config describes the model; how Triton runs it is the operator's.
+
+    Refuses (exit 2) every field outside ``source.allowed`` and every file name that is not a
+    plain name inside the model directory (Triton joins these to the model's path).
+    """
+    allowed = source.allowed
+    refused = sorted(f for f in fields - set(_OWNED) if f not in allowed.top or f in NEVER_FROM_ARTIFACT)
+    for kind, tensors in (("input", layer.input), ("output", layer.output)):
+        for tensor in tensors:
+            refused += [
+                f"{kind} {tensor.name!r} {f.name}"
+                for f, _ in tensor.ListFields()
+                if f.name not in allowed.tensor
+            ]
+    if refused:
+        raise ArtifactFieldRefused(
+            f"{source.where} sets {', '.join(refused)}: an artefact may only describe the model "
+            f"({', '.join(sorted(allowed.top))}; tensors' {', '.join(sorted(allowed.tensor - {'name', 'data_type'}))}). "
+            "How Triton runs it belongs in the operator's template (--model-config / "
+            "TRITONOPS_MODEL_CONFIG_DIR/<model>.pbtxt); --artifact-config-fields widens the list"
+        )
+    for path, value in _file_names(layer):
+        if not _plain_name(value):
+            raise ArtifactFieldRefused(
+                f"{source.where}: {path} {value!r} is not a plain file name inside the model directory"
+            )
+
+
+def _file_names(layer: pb.ModelConfig) -> Iterator[tuple[str, str]]:
+    """Every file name a config asks Triton to open relative to the model directory."""
+    for tensor in layer.output:
+        if tensor.label_filename:
+            yield f"output {tensor.name!r} label_filename", tensor.label_filename
+    for warmup in layer.model_warmup:
+        for key, value in warmup.inputs.items():
+            if value.input_data_file:
+                yield f"model_warmup {warmup.name!r} input {key!r} input_data_file", value.input_data_file
+    for state in layer.sequence_batching.state:
+        for initial in state.initial_state:
+            if initial.data_file:
+                yield (
+                    f"sequence_batching state {state.input_name!r} initial_state data_file",
+                    initial.data_file,
+                )
+    for filename in layer.cc_model_filenames.values():
+        yield "cc_model_filenames", filename
+
+
+def _plain_name(value: str) -> bool:
+    return (
+        bool(value)
+        and "/" not in value
+        and "\\" not in value
+        and value not in (".", "..")
+        and "\x00" not in value
+    )
 
 
 def _rebatch(config: pb.ModelConfig, signature: Signature, source: ConfigSource) -> None:
@@ -411,7 +533,9 @@ def interface_changes(committed: pb.ModelConfig, candidate: pb.ModelConfig) -> l
 
 
 __all__ = [
+    "ARTIFACT_FIELDS",
     "DEFAULT_MAX_BATCH_SIZE",
+    "ArtifactFields",
     "ConfigSource",
     "ModelConfig",
     "client_signature",

@@ -52,7 +52,7 @@ def operator_template(settings: Settings, model: str) -> ConfigSource | None:
     return source
 
 
-def artifact_config(version_dir: Path) -> ConfigSource | None:
+def artifact_config(version_dir: Path, settings: Settings) -> ConfigSource | None:
     """The artefact's own ``config.pbtxt``, kept beside its model.onnx (see ``adopt_artifact_config``)."""
     path = version_dir / ARTIFACT_CONFIG
     if not path.is_file():
@@ -61,7 +61,9 @@ def artifact_config(version_dir: Path) -> ConfigSource | None:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ArtifactInvalid(f"the artefact's {ARTIFACT_CONFIG} cannot be read: {exc}") from exc
-    return ConfigSource(text, f"the artefact's {ARTIFACT_CONFIG}", operator=False)
+    return ConfigSource(
+        text, f"the artefact's {ARTIFACT_CONFIG}", operator=False, allowed=settings.artifact_fields
+    )
 
 
 def adopt_artifact_config(download_root: Path, model_dir: Path) -> None:
@@ -82,7 +84,7 @@ def adopt_artifact_config(download_root: Path, model_dir: Path) -> None:
 
 def compose(settings: Settings, model: str, signature: Signature, version_dir: Path) -> ModelConfig:
     """The effective config of the version in ``version_dir`` under the current settings."""
-    sources = [s for s in (artifact_config(version_dir), operator_template(settings, model)) if s]
+    sources = [s for s in (artifact_config(version_dir, settings), operator_template(settings, model)) if s]
     config = cfg.effective_config(model, signature, sources, settings.max_batch_size)
     log.info(
         "model=%s config from %s: %s",

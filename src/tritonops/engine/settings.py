@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tritonops.adapters.registry import RegistrySettings
 from tritonops.adapters.triton import TritonTimeouts
-from tritonops.core.config import DEFAULT_MAX_BATCH_SIZE
+from tritonops.core.config import DEFAULT_MAX_BATCH_SIZE, ArtifactFields
 from tritonops.core.lease import DEFAULT_LEASE_S
 
 
@@ -43,6 +43,8 @@ class Settings:
     # per-model templates `<model>.pbtxt` (TRITONOPS_MODEL_CONFIG_DIR; a ConfigMap in Kubernetes).
     model_config: Path | None = None
     model_config_dir: Path | None = None
+    # What the artefact's own config.pbtxt may set (--artifact-config-fields widens the default).
+    artifact_fields: ArtifactFields = field(default_factory=ArtifactFields)
     allow_interface_change: bool = False
     gates: GateSettings = field(default_factory=GateSettings)
     actor: str = "unknown"  # who or what runs tritonops, for history and registry tags
