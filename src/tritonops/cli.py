@@ -592,10 +592,19 @@ def _print_plan(p: dict[str, Any]) -> None:
     "(the secret is never a flag: flags show in process lists).",
 )
 @click.option(
-    "--model", "models", multiple=True, help="Deploy only this model (repeat). Default: every model."
+    "--model",
+    "models",
+    multiple=True,
+    help="A model whose alias events deploy (repeat). With --alias, or --follow-all: required.",
 )
 @click.option(
-    "--alias", "aliases", multiple=True, help="Follow only this alias (repeat). Default: every alias."
+    "--alias", "aliases", multiple=True, help="An alias of those models that deploys when set (repeat)."
+)
+@click.option(
+    "--follow-all",
+    is_flag=True,
+    help="Deploy every model and alias a signed event names (instead of --model/--alias). "
+    "Anyone who can register a model then chooses what this receiver deploys.",
 )
 @click.option(
     "--mode",
@@ -630,6 +639,28 @@ def _print_plan(p: dict[str, Any]) -> None:
     help="CA bundle for the Argo Server's TLS certificate (default: the system's). Env: TRITONOPS_ARGO_CA_FILE.",
 )
 @click.option(
+    "--argo-insecure",
+    is_flag=True,
+    help="Allow an http:// Argo Server: the bearer token then crosses the network in clear text.",
+)
+@click.option(
+    "--max-connections",
+    envvar="TRITONOPS_WEBHOOK_MAX_CONNECTIONS",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Connections served at once; a request beyond them gets 503. Env: TRITONOPS_WEBHOOK_MAX_CONNECTIONS.",
+)
+@click.option(
+    "--request-deadline-seconds",
+    envvar="TRITONOPS_WEBHOOK_REQUEST_DEADLINE_SECONDS",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="A request (headers and body) must arrive within this; a slower client is disconnected. "
+    "Env: TRITONOPS_WEBHOOK_REQUEST_DEADLINE_SECONDS.",
+)
+@click.option(
     "--argo-poll-seconds",
     type=click.FloatRange(min=0.05),
     default=5.0,
@@ -658,11 +689,15 @@ def webhook(
     secret_env: str,
     models: tuple[str, ...],
     aliases: tuple[str, ...],
+    follow_all: bool,
     mode: str,
     argo_server: str | None,
     argo_namespace: str | None,
     argo_token_env: str,
     argo_ca_file: Path | None,
+    argo_insecure: bool,
+    max_connections: int,
+    request_deadline_seconds: float,
     argo_poll_seconds: float,
     replay_window_seconds: float,
     max_parallel: int,
@@ -678,17 +713,14 @@ def webhook(
     from dataclasses import replace
 
     from tritonops import webhook as wh
-    from tritonops.core.naming import validate_name
+    from tritonops import webhook_http
 
     _setup_logging(opts["verbose"])
     secret = os.environ.get(secret_env, "")
     if not secret:
         raise InputError(f"environment variable {secret_env} (--secret-env) is empty or unset")
-    for name in models:
-        validate_name("model", name)
-    for name in aliases:
-        validate_name("alias", name)
-    wh.parse_listen(listen)
+    rules = wh.Rules.explicit(frozenset(models), frozenset(aliases), follow_all)
+    webhook_http.parse_listen(listen)
     deploy: wh.DeployFn
     if mode == "local":
         if opts["repo"] is None:
@@ -711,6 +743,11 @@ def webhook(
         if missing:
             raise InputError(f"--mode argo needs {', '.join(missing)}")
         assert argo_server is not None and argo_namespace is not None
+        if not argo_server.lower().startswith("https://") and not argo_insecure:
+            raise InputError(
+                f"--argo-server {argo_server} is not https://: the bearer token would cross the network "
+                "in clear text (--argo-insecure allows it, e.g. for a port-forward on loopback)"
+            )
         deploy = wh.ArgoSubmits(
             wh.ArgoSettings(
                 server=argo_server,
@@ -721,13 +758,8 @@ def webhook(
             )
         )
     dispatcher = wh.Dispatcher(deploy, max_parallel=max_parallel)
-    receiver = wh.Receiver(
-        secret.encode("utf-8"),
-        wh.Rules(frozenset(models), frozenset(aliases)),
-        dispatcher,
-        window_s=replay_window_seconds,
-    )
-    wh.serve(receiver, listen)
+    receiver = wh.Receiver(secret.encode("utf-8"), rules, dispatcher, window_s=replay_window_seconds)
+    webhook_http.serve(receiver, listen, deadline_s=request_deadline_seconds, max_connections=max_connections)
 
 
 # --repo is what --mode local deploys into; --mode argo has no repository of its own.

@@ -15,12 +15,17 @@ when the deploy runs.
 Checks, in this order, before anything is triggered (one log line each; the secret is never
 logged):
 
-* the body's size (``Content-Length`` over 1 MiB: 400, the body is not read);
+* the request's shape, at the HTTP edge (:mod:`tritonops.webhook_http`): headers at most 16 KiB,
+  a ``Content-Length`` required and at most 64 KiB (the body is then not read), no
+  ``Transfer-Encoding``, the whole request within its deadline;
 * MLflow's signature: ``X-MLflow-Signature: v1,<base64 HMAC-SHA256>`` over
   ``<delivery id>.<timestamp>.<raw body>`` with the shared secret (MLflow's
   ``mlflow/webhooks/delivery.py``), compared in constant time: missing or wrong is 401;
 * the signed timestamp (``X-MLflow-Timestamp``, Unix seconds) within the replay window: else 400;
-* the body is a JSON object: else 400.
+* the body is a JSON object nested at most 32 deep: else 400.
+
+Only models and aliases named with ``--model``/``--alias`` deploy; following every model is
+``--follow-all``, spelt out: a receiver with neither refuses to start.
 
 MLflow retries a failed or slow delivery (3 times, 30 s timeout) with the same delivery id,
 timestamp and signature. So the receiver answers at once (202) and deploys afterwards, and it
@@ -43,26 +48,21 @@ retried a few times, then given up on (the polling CronWorkflow catches up).
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import re
 import secrets
-import signal
-import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tritonops.core.naming import new_run_id, validate_name
 from tritonops.errors import Busy, InputError, InvalidName, TritonOpsError, Unavailable
@@ -78,7 +78,9 @@ TIMESTAMP_HEADER = "X-MLflow-Timestamp"
 DELIVERY_ID_HEADER = "X-MLflow-Delivery-Id"
 SIGNATURE_VERSION = "v1"
 
-MAX_BODY_BYTES = 1 << 20
+# MLflow's registry events are a few hundred bytes: 64 KiB bounds what a connection can make us hold.
+MAX_BODY_BYTES = 64 << 10
+MAX_JSON_DEPTH = 32
 REPLAY_WINDOW_S = 300.0
 DEPLOY_ENTITY, DEPLOY_ACTION = "model_version_alias", "created"
 WORKFLOW_TEMPLATE = "tritonops-deploy"
@@ -179,8 +181,33 @@ class Event:
     version: str | None = None
 
 
+def json_depth(body: bytes) -> int:
+    """How deep ``body``'s arrays and objects nest, counted without parsing (strings skipped):
+    a deep enough document makes ``json.loads`` recurse until RecursionError."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
 def parse_event(body: bytes) -> Event:
     """MLflow's envelope ``{"entity", "action", "timestamp", "data": {...}}``; 400 if it is not one."""
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise Rejected(400, "malformed", f"body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -204,10 +231,38 @@ def parse_event(body: bytes) -> Event:
 
 @dataclass(frozen=True)
 class Rules:
-    """Which events deploy: the alias-set event, for allowed models and aliases (empty: all)."""
+    """Which events deploy: the alias-set event, for the models *and* aliases named.
+
+    Nothing is followed by default: a receiver reachable by anyone who can register a model
+    must not deploy every model and alias a signed event names. ``follow_all`` is that, spelt out.
+    """
 
     models: frozenset[str] = frozenset()
     aliases: frozenset[str] = frozenset()
+    follow_all: bool = False
+
+    @classmethod
+    def explicit(cls, models: frozenset[str], aliases: frozenset[str], follow_all: bool) -> Rules:
+        """The receiver's allow-list as the operator gave it; refused (exit 2) if it is none."""
+        for name in models:
+            validate_name("model", name)
+        for name in aliases:
+            validate_name("alias", name)
+        if follow_all and (models or aliases):
+            raise InputError("--follow-all follows every model and alias: give it alone, or --model/--alias")
+        if not follow_all and not (models and aliases):
+            missing = " and ".join(f for f, given in (("--model", models), ("--alias", aliases)) if not given)
+            raise InputError(
+                f"name what the receiver follows: {missing} missing (each repeatable, e.g. "
+                "--model fraud --alias champion), or --follow-all to deploy every model and alias "
+                "a signed event names"
+            )
+        return cls(models, aliases, follow_all)
+
+    def describe(self) -> str:
+        if self.follow_all:
+            return "every model and alias (--follow-all)"
+        return f"models {sorted(self.models)}, aliases {sorted(self.aliases)}"
 
     def why_ignored(self, event: Event) -> str | None:
         if (event.entity, event.action) != (DEPLOY_ENTITY, DEPLOY_ACTION):
@@ -219,9 +274,9 @@ class Rules:
             validate_name("alias", event.alias)
         except InvalidName:
             return "invalid_name"
-        if self.models and event.model not in self.models:
+        if not self.follow_all and event.model not in self.models:
             return "model"
-        if self.aliases and event.alias not in self.aliases:
+        if not self.follow_all and event.alias not in self.aliases:
             return "alias"
         return None
 
@@ -288,6 +343,11 @@ class Metrics:
             registry=r,
         )
         self.in_progress = Gauge("tritonops_webhook_deploys_in_progress", "Deploys running now", registry=r)
+        self.with_work = Gauge(
+            "tritonops_webhook_models_with_work",
+            "Models with a deploy running, queued or retrying",
+            registry=r,
+        )
         for reason in REJECT_REASONS:
             self.rejected.labels(reason)
         for reason in IGNORE_REASONS:
@@ -344,6 +404,7 @@ class Dispatcher:
         self._running: set[str] = set()
         self._stop = threading.Event()
         self._slots = threading.BoundedSemaphore(max(1, max_parallel))
+        self.metrics.with_work.set_function(lambda: len(self._workers))
 
     def submit(self, model: str, alias: str) -> str:
         """Ask for a deploy: ``started`` (a worker starts), ``queued`` (a follow-up after the
@@ -631,8 +692,10 @@ class Reply:
 
 
 def _printable(value: str | None, limit: int = 64) -> str:
-    """An untrusted header value, safe for one log line."""
-    return "".join(c if c.isprintable() else "?" for c in (value or ""))[:limit] or "-"
+    """An untrusted value (a header, a model name from a body), safe for one log line:
+    control characters escaped (a newline cannot forge a line), at most ``limit`` characters."""
+    text = (value or "")[:limit]
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) or "-"
 
 
 class Receiver:
@@ -682,13 +745,15 @@ class Receiver:
             event = parse_event(body)
         except Rejected as exc:
             return self._rejected(exc, peer, headers)
-        what = f"{event.entity}.{event.action}"
+        what = f"{_printable(event.entity)}.{_printable(event.action)}"
         if event.model is not None:
-            what += f" {event.model}@{event.alias} -> version {event.version}"
+            what += (
+                f" {_printable(event.model)}@{_printable(event.alias)} -> version {_printable(event.version)}"
+            )
         if self.dispatcher.stopping:
             # Not remembered: MLflow retries a 503, and another receiver (or this one
             # restarted) takes it.
-            log.warning("webhook delivery %s not taken: the receiver is stopping", delivery.id)
+            log.warning("webhook delivery %s not taken: the receiver is stopping", _printable(delivery.id))
             return Reply(503, {"status": "stopping"})
         if not self.memory.first_time(delivery, self.clock()):
             return self._ignored("duplicate", delivery, what, "already accepted")
@@ -699,129 +764,13 @@ class Receiver:
         if queued == "stopping":
             return Reply(503, {"status": "stopping"})
         self.metrics.triggered.inc()
-        log.info("webhook delivery %s: %s; deploy %s", delivery.id, what, queued)
+        log.info("webhook delivery %s: %s; deploy %s", _printable(delivery.id), what, queued)
         return Reply(202, {"status": "accepted", "deploy": queued, "model": event.model})
 
     def _ignored(self, reason: str, delivery: Delivery, what: str, detail: str) -> Reply:
         self.metrics.ignored.labels(reason).inc()
-        log.info("webhook delivery %s ignored (%s): %s: %s", delivery.id, reason, what, detail)
+        log.info("webhook delivery %s ignored (%s): %s: %s", _printable(delivery.id), reason, what, detail)
         return Reply(200, {"status": "ignored", "reason": reason})
-
-
-class _Handler(BaseHTTPRequestHandler):
-    receiver: Receiver
-    server_version = "tritonops-webhook"
-    protocol_version = "HTTP/1.1"
-    timeout = 30  # a client that stalls mid-request does not keep a thread forever
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        peer = self.client_address[0]
-        headers = dict(self.headers.items())
-        length_text = self.headers.get("Content-Length")
-        try:
-            length = int(length_text or "")
-            if length < 0:
-                raise ValueError(length)
-        except ValueError:
-            self.close_connection = True
-            reply = self.receiver.refuse("malformed", 400, "no valid Content-Length", peer, headers)
-        else:
-            if length > self.receiver.max_body:
-                self.close_connection = True  # the body is never read
-                reply = self.receiver.refuse(
-                    "too_large", 400, f"{length} bytes (at most {self.receiver.max_body})", peer, headers
-                )
-            else:
-                try:
-                    body = self.rfile.read(length)
-                except OSError:
-                    self.close_connection = True
-                    return
-                reply = self.receiver.handle(headers, body, peer)
-        self._send(reply.status, json.dumps(reply.body).encode(), "application/json")
-
-    def do_GET(self) -> None:  # noqa: N802
-        path = self.path.split("?", 1)[0]
-        if path == "/healthz":
-            self._send(
-                200,
-                json.dumps({"status": "ok", **self.receiver.dispatcher.busy()}).encode(),
-                "application/json",
-            )
-        elif path == "/metrics":
-            self._send(200, self.receiver.metrics.render(), CONTENT_TYPE_LATEST)
-        else:
-            self._send(404, b'{"status": "not found"}', "application/json")
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
-        log.debug("http %s: " + format, self.client_address[0], *args)
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::]:8080`` for IPv6)."""
-    host, sep, port_text = listen.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise InputError(f"--listen {listen!r} is not HOST:PORT (e.g. 0.0.0.0:8080)")
-    return host, int(port_text)
-
-
-def make_server(receiver: Receiver, host: str, port: int) -> ThreadingHTTPServer:
-    handler = type("Handler", (_Handler,), {"receiver": receiver})
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-    try:
-        return Server((host, port), handler)
-    except OSError as exc:
-        raise InputError(f"cannot listen on {host}:{port}: {exc}") from exc
-
-
-@contextlib.contextmanager
-def _stop_on_signals(server: ThreadingHTTPServer) -> Iterator[None]:
-    """SIGTERM/SIGINT stop the server loop (from another thread, as ``shutdown`` requires)."""
-
-    def stop(signum: int, _frame: object) -> None:
-        log.info("signal %s: stopping the webhook receiver", signal.Signals(signum).name)
-        threading.Thread(target=server.shutdown, name="shutdown", daemon=True).start()
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
-def serve(receiver: Receiver, listen: str, stop_timeout_s: float = 60.0) -> None:
-    """Serve until SIGTERM/SIGINT, then let running deploys finish (up to ``stop_timeout_s``)."""
-    host, port = parse_listen(listen)
-    server = make_server(receiver, host, port)
-    bound = server.server_address
-    log.info(
-        "webhook receiver listening on %s:%s (models: %s, aliases: %s)",
-        bound[0],
-        bound[1],
-        sorted(receiver.rules.models) or "all",
-        sorted(receiver.rules.aliases) or "all",
-    )
-    try:
-        with _stop_on_signals(server):
-            server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
-        receiver.dispatcher.stop(stop_timeout_s)
 
 
 __all__ = [
@@ -840,7 +789,7 @@ __all__ = [
     "Rules",
     "generate_name",
     "parse_event",
-    "serve",
+    "json_depth",
     "sign",
     "submit_request",
     "verify",

@@ -193,9 +193,7 @@ class Receiver:
         return self.metrics().get((f"tritonops_webhook_{name}_total", tuple(sorted(labels.items()))), 0.0)
 
     def idle(self) -> bool:
-        with urllib.request.urlopen(f"{self.url}/healthz", timeout=10) as resp:
-            health = json.loads(resp.read())
-        return not health["running"] and not health["pending"]
+        return self.metrics()[("tritonops_webhook_models_with_work", ())] == 0
 
     def log(self) -> str:
         return self.process.log.read_text(errors="replace")
@@ -421,7 +419,7 @@ def test_a_receiver_killed_mid_deploy_is_repaired_by_recover(
     )
     rx = start_receiver(
         env, tmp_path / "receiver.log",
-        "--secret-env", SECRET_ENV, "--mode", "local", "--model", KILLED, *LENIENT_LATENCY,
+        "--secret-env", SECRET_ENV, "--mode", "local", "--model", KILLED, "--alias", "champion", *LENIENT_LATENCY,
         TRITONOPS_LEASE_SECONDS="3",
     )  # fmt: skip
     hook = mlflow_server.hook(f"tritonops-killed-{TAG}", rx.url, ["model_version_alias.created"])
@@ -527,6 +525,9 @@ def test_argo_mode_submits_the_workflow_template_as_argos_api_expects(tmp_path: 
             "argo",
             "--model",
             model,
+            "--alias",
+            "champion",
+            "--argo-insecure",
             "--argo-server",
             argo.url,
             "--argo-namespace",
@@ -566,10 +567,19 @@ def test_argo_mode_submits_the_workflow_template_as_argos_api_expects(tmp_path: 
         assert [deliver(2)["deploy"], deliver(3)["deploy"]] == ["queued", "merged"]  # the workflow runs
         argo.finish.set()
         wait_until(lambda: len(argo.submissions()) == 2, 30, "the follow-up submission")
-        wait_until(
-            lambda: json.loads(urllib.request.urlopen(f"{url}/healthz").read())["running"] == [], 30, "idle"
-        )
-        assert json.loads(urllib.request.urlopen(f"{url}/healthz").read())["pending"] == {}
+
+        def with_work() -> float:
+            from prometheus_client.parser import text_string_to_metric_families
+
+            text = urllib.request.urlopen(f"{url}/metrics").read().decode()
+            return next(
+                s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name == "tritonops_webhook_models_with_work"
+            )
+
+        wait_until(lambda: with_work() == 0, 30, "idle")  # nothing running, nothing queued
         time.sleep(0.5)
         assert len(argo.submissions()) == 2  # three events, two workflows
 

@@ -17,15 +17,18 @@ import pytest
 from hera.workflows.models import WorkflowSubmitRequest
 from mlflow.webhooks.delivery import _generate_hmac_signature
 
+from tritonops.errors import InputError
 from tritonops.webhook import (
     Backoff,
     Delivery,
     DeliveryMemory,
     Dispatcher,
+    Event,
     Receiver,
     RetryLater,
     Rules,
     generate_name,
+    json_depth,
     submit_request,
 )
 
@@ -198,7 +201,7 @@ def make_receiver(rules: Rules | None = None) -> tuple[Receiver, Recorder, Dispa
     fake = Recorder()
     fake.gate.clear()  # deploys stay pending: only what handle() decided is observed
     dispatcher = Dispatcher(fake)
-    return Receiver(SECRET.encode(), rules or Rules(), dispatcher), fake, dispatcher
+    return Receiver(SECRET.encode(), rules or Rules(follow_all=True), dispatcher), fake, dispatcher
 
 
 def test_an_allowed_alias_set_is_accepted_202_and_triggers() -> None:
@@ -333,3 +336,42 @@ def test_a_busy_model_is_refused_once_in_history_then_waited_out_on_its_lease(tm
     [refusal] = store.history("fraud")  # the first attempt only
     assert refusal["outcome"] == "rejected" and refusal["error"]["type"] == "Busy"
     assert refusal["actor"] == "test (webhook)"
+
+
+# ------------------------------------------------------------------ what the receiver follows
+def test_a_receiver_follows_nothing_unless_told_what() -> None:
+    with pytest.raises(InputError, match="--model and --alias missing.*--follow-all"):
+        Rules.explicit(frozenset(), frozenset(), follow_all=False)
+    with pytest.raises(InputError, match="--alias missing"):
+        Rules.explicit(frozenset({"fraud"}), frozenset(), follow_all=False)
+    with pytest.raises(InputError, match="--model missing"):
+        Rules.explicit(frozenset(), frozenset({"champion"}), follow_all=False)
+    with pytest.raises(InputError, match="give it alone"):
+        Rules.explicit(frozenset({"fraud"}), frozenset({"champion"}), follow_all=True)
+    with pytest.raises(InputError, match="model"):
+        Rules.explicit(frozenset({"../etc"}), frozenset({"champion"}), follow_all=False)
+    # A default Rules() deploys nothing: not a model, not an alias.
+    event = delivery(ALIAS_SET)
+    receiver, fake, _ = make_receiver(Rules())
+    assert receiver.handle(*event, "127.0.0.1").body == {"status": "ignored", "reason": "model"}
+    assert not fake.calls
+    everything = Rules.explicit(frozenset(), frozenset(), follow_all=True)
+    assert everything.why_ignored(Event("model_version_alias", "created", "any", "alias")) is None
+
+
+def test_deep_json_is_refused_before_parsing() -> None:
+    assert json_depth(b'{"a": [1, {"b": "[[[[{{{{"}], "c": "\\\\\\"["}') == 3
+    deep = b"[" * 10_000 + b"]" * 10_000
+    receiver, fake, _ = make_receiver()
+    reply = receiver.handle(*delivery(body=deep), "127.0.0.1")
+    assert (reply.status, reply.body["reason"]) == (400, "malformed") and not fake.calls
+
+
+def test_a_name_with_a_newline_cannot_forge_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    receiver, _, _ = make_receiver(Rules(frozenset({"fraud"}), frozenset({"champion"})))
+    forged = "fraud\n00:00:00 INFO    committed model=fraud version=666"
+    with caplog.at_level("INFO", logger="tritonops.webhook"):
+        receiver.handle(*delivery(data={"name": forged, "alias": "champion", "version": "1"}), "127.0.0.1")
+    text = caplog.text
+    assert "\\n00:00:00 INFO" in text
+    assert not any(line.startswith("00:00:00 INFO    committed") for line in text.splitlines())
