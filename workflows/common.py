@@ -42,6 +42,9 @@ MODEL_CONFIG_MAP = "tritonops-model-config"
 MODEL_CONFIG_DIR = "/etc/tritonops/model-config"
 UID = 10001
 LABELS = {"app.kubernetes.io/name": "tritonops"}
+# On every pod of our workflows: what the NetworkPolicies (k8s/base/networkpolicy.yaml) admit to
+# Triton's repository API and to the Pushgateway.
+STEP_POD_LABELS = {"app.kubernetes.io/name": "tritonops", "app.kubernetes.io/component": "step"}
 
 # Exit code a step uses for "a dependency did not answer; retrying is safe" (EX_TEMPFAIL).
 TEMPFAIL = 75
@@ -112,6 +115,9 @@ def env(extra: list[m.EnvVar] | None = None) -> list[m.EnvVar]:
         ("AWS_SECRET_ACCESS_KEY", "aws-secret-access-key"),
         ("TRITONOPS_TRITON_API_KEY", "triton-api-key"),
     ]
+    # The repository-API key is required (fail closed: without it the pod does not start, and
+    # Triton refuses to start unlocked); the MLflow and S3 credentials depend on the deployment.
+    required = {"triton-api-key"}
     return (
         [
             m.EnvVar(name="HOME", value="/tmp"),
@@ -127,7 +133,9 @@ def env(extra: list[m.EnvVar] | None = None) -> list[m.EnvVar]:
             m.EnvVar(
                 name=name,
                 value_from=m.EnvVarSource(
-                    secret_key_ref=m.SecretKeySelector(name=SECRET, key=key, optional=True)
+                    secret_key_ref=m.SecretKeySelector(
+                        name=SECRET, key=key, optional=key not in required or None
+                    )
                 ),
             )
             for name, key in secret
@@ -209,6 +217,7 @@ def workflow_settings() -> dict[str, Any]:
     identity, pod security, volumes and clean-up."""
     return {
         "service_account_name": SERVICE_ACCOUNT,
+        "pod_metadata": m.Metadata(labels=dict(STEP_POD_LABELS)),
         "pod_gc": m.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m"),
         "ttl_strategy": m.TTLStrategy(seconds_after_success=86400, seconds_after_failure=604800),
         "security_context": m.PodSecurityContext(

@@ -230,12 +230,29 @@ def test_triton_start_script_loads_only_committed_models(tmp_path: Path) -> None
         (pvc / model).mkdir(parents=True)
         if committed:
             (pvc / model / "current.json").write_text("{}")
-    args = _run_script(script, tmp_path)
-    assert [a for a in args if a.startswith("--load-model")] == ["--load-model=churn", "--load-model=fraud"]
-    assert not [a for a in args if "restricted" in a]  # no key in the Secret: API open
     locked = _run_script(script, tmp_path, {"TRITON_API_KEY": "k3y"})
-    assert "--http-restricted-api=model-repository:triton-api-key=k3y" in locked
-    assert "--grpc-restricted-protocol=model-repository:triton-api-key=k3y" in locked
+    assert [a for a in locked if a.startswith("--load-model")] == ["--load-model=churn", "--load-model=fraud"]
+    assert "--http-restricted-api=model-repository,logging,trace:triton-api-key=k3y" in locked
+    assert "--grpc-restricted-protocol=model-repository,logging,trace:triton-api-key=k3y" in locked
+
+
+@pytest.mark.parametrize("key", [None, ""], ids=["unset", "empty"])
+def test_triton_does_not_start_without_the_repository_api_key(tmp_path: Path, key: str | None) -> None:
+    """Fail closed: an open repository API would load whatever anyone on the network asks for."""
+    resources = build("dev")
+    container = _triton(resources)["spec"]["template"]["spec"]["containers"][0]
+    [ref] = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if e["name"] == "TRITON_API_KEY"]
+    assert ref["key"] == "triton-api-key" and not ref.get("optional"), "kubelet must refuse a missing key"
+    (tmp_path / "pvc" / "models").mkdir(parents=True)
+    script = container["args"][0].replace("/pvc/", f"{tmp_path}/pvc/")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "tritonserver").write_text("#!/bin/sh\necho STARTED\n")
+    (bindir / "tritonserver").chmod(0o755)
+    env = {"PATH": f"{bindir}:/usr/bin:/bin"} | ({"TRITON_API_KEY": key} if key is not None else {})
+    out = subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=False)
+    assert out.returncode != 0 and "STARTED" not in out.stdout
+    assert "triton-api-key" in out.stderr
 
 
 def test_a_fresh_volume_is_laid_out_before_triton_starts(resources: list[dict], tmp_path: Path) -> None:
