@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,26 @@ def test_artefact_naming_a_path_outside_its_download_moves_nothing(
     assert result.returncode == 2, result.stderr
     assert json.loads(result.stdout)["error"]["type"] == "UnsafeArtifact"
     assert tree_digest(env.repo) == before  # the other model's current.json is where it was
+
+
+def test_an_input_example_outside_the_artefact_is_refused_and_its_content_never_shown(
+    env: Env, registry: Registry, model_name: str, tmp_path: Path
+) -> None:
+    """MLmodel's saved_input_example_info.artifact_path naming a file outside the download."""
+    secret = tmp_path / "credentials.json"
+    secret.write_text('{"features": [[1, 2, 3, 4]], "aws_secret_access_key": "wJalrXUtnFEMI-not-shown"}')
+    mlmodel = (
+        "flavors:\n  onnx:\n    data: model.onnx\nsaved_input_example_info:\n"
+        f"  artifact_path: ../../../../../../../..{secret}\n  type: json_object\n"
+    ).encode()
+    registry.register_raw(model_name, linear_model(seed=2).SerializeToString(), extra={"MLmodel": mlmodel})
+
+    result = env.cli("deploy", "--model", model_name, "--alias", "champion", "--json")
+
+    assert result.returncode == 2, result.stderr
+    record = json.loads(result.stdout)
+    assert record["error"]["type"] == "UnsafeArtifact"
+    assert "saved_input_example_info.artifact_path" in record["error"]["message"]
+    shown = result.stdout + result.stderr + json.dumps(env.history(model_name))
+    assert "wJalrXUtnFEMI" not in shown
+    assert env.current(model_name) is None

@@ -55,6 +55,17 @@ def test_loads_need_the_key(locked: tuple[Path, str], registry: Registry, model_
             assert KEY.encode() not in path.read_bytes(), path
 
 
+def test_logging_and_trace_settings_need_the_key(locked: tuple[Path, str]) -> None:
+    """An open /v2/logging let anyone raise the log level (or redirect the log); trace likewise."""
+    _, url = locked
+    for path, body in (("/v2/logging", {"log_verbose_level": 1}), ("/v2/trace/setting", {"trace_rate": "1"})):
+        refused = requests.post(f"{url}{path}", json=body, timeout=10)
+        assert refused.status_code != 200, (path, refused.text)
+        allowed = requests.post(f"{url}{path}", json=body, headers={"triton-api-key": KEY}, timeout=10)
+        assert allowed.ok, (path, allowed.text)
+    assert requests.get(f"{url}/v2/health/ready", timeout=10).ok  # health and inference stay open
+
+
 def test_the_local_launcher_redacts_the_key() -> None:
     from tritonops.local.triton import redact
 

@@ -84,6 +84,8 @@ _SECRET_ENV = (
     "AWS_SESSION_TOKEN",
     "AZURE_STORAGE_ACCESS_KEY",
     "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_CLIENT_SECRET",
+    "TRITONOPS_TRITON_API_KEY",
 )
 _USERINFO = re.compile(r"(?<=://)[^/\s@'\"]+@")
 _AUTH_HEADER = re.compile(r"\b(Basic|Bearer)\s+[A-Za-z0-9+/=._~-]{6,}")
@@ -398,6 +400,36 @@ def _inside(root: Path, path: Path, what: str) -> Path:
     return resolved
 
 
+def mlmodel_paths(root: Path) -> dict[str, Path]:
+    """The files ``root/MLmodel`` names that tritonops reads, each confined to ``root``.
+
+    ``flavors.onnx.data`` (the ONNX file) and ``saved_input_example_info.artifact_path`` (the
+    smoke input): a ``../`` or absolute path is :class:`UnsafeArtifact` (exit 2), never opened.
+    """
+    mlmodel = root / "MLmodel"
+    if not mlmodel.is_file():
+        return {}
+    import yaml
+
+    try:
+        meta = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ArtifactInvalid(f"the artefact's MLmodel is not YAML ({type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise ArtifactInvalid("the artefact's MLmodel is not a YAML mapping")
+    named = {
+        "flavors.onnx.data": ((meta.get("flavors") or {}).get("onnx") or {}).get("data"),
+        "saved_input_example_info.artifact_path": (meta.get("saved_input_example_info") or {}).get(
+            "artifact_path"
+        ),
+    }
+    return {
+        key: _inside(root, root / str(value), f"MLmodel {key} {str(value)[:200]!r}")
+        for key, value in named.items()
+        if value
+    }
+
+
 def find_model_dir(root: Path) -> Path:
     """The directory that holds the ONNX file, whichever layout was downloaded.
 
@@ -407,16 +439,10 @@ def find_model_dir(root: Path) -> Path:
     for path in root.rglob("*"):
         if path.is_symlink():
             _inside(root, path, f"symlink {path.relative_to(root)}")
-    mlmodel = root / "MLmodel"
-    if mlmodel.is_file():
-        import yaml
-
-        flavors = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {})
-        data = (flavors.get("onnx") or {}).get("data")
-        if data:
-            target = _inside(root, root / str(data), f"MLmodel flavors.onnx.data {data!r}")
-            if target.is_file():
-                return _as_model_onnx(target).parent
+    paths = mlmodel_paths(root)
+    data = paths.get("flavors.onnx.data")
+    if data is not None and data.is_file():
+        return _as_model_onnx(data).parent
     candidates = sorted(root.rglob("*.onnx"))
     if len(candidates) != 1:
         raise ArtifactInvalid(
@@ -440,6 +466,7 @@ def load_input_example(model_dir: Path, signature: Signature) -> dict[str, Array
     """
     if not (model_dir / "MLmodel").is_file():
         return None
+    mlmodel_paths(model_dir)  # an example outside the artefact: UnsafeArtifact, never read
     try:
         from mlflow.models import Model
 
@@ -448,7 +475,8 @@ def load_input_example(model_dir: Path, signature: Signature) -> dict[str, Array
             return None
         example: Any = model.load_input_example(str(model_dir))
     except Exception as exc:  # noqa: BLE001 - a broken example must not block a deploy: we synthesize
-        log.warning("ignoring unreadable input example in %s: %s", model_dir, exc)
+        # The exception's type only: its text may quote the file's content.
+        log.warning("ignoring unreadable input example in %s (%s)", model_dir, type(exc).__name__)
         return None
     if example is None:
         return None

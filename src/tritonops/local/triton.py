@@ -46,6 +46,12 @@ class TritonLaunch:
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
 
+# What only the key's holders may use: loading and unloading models, and changing log and trace
+# settings (an open /v2/logging lets anyone raise the log level or point it elsewhere). Triton
+# takes the key only on its command line: it has no file or environment option for it.
+RESTRICTED = "model-repository,logging,trace"
+
+
 def _wheel_root() -> Path:
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
@@ -142,8 +148,8 @@ def command(launch: TritonLaunch) -> tuple[list[str], dict[str, str]]:
     argv += [f"--load-model={m}" for m in committed_models(launch.repo)]
     if launch.restricted_api:
         # Both protocols: an open gRPC port would bypass a locked HTTP API.
-        argv.append(f"--http-restricted-api=model-repository:{launch.restricted_api}")
-        argv.append(f"--grpc-restricted-protocol=model-repository:{launch.restricted_api}")
+        argv.append(f"--http-restricted-api={RESTRICTED}:{launch.restricted_api}")
+        argv.append(f"--grpc-restricted-protocol={RESTRICTED}:{launch.restricted_api}")
     argv += list(launch.extra_args)
 
     env = dict(os.environ)
