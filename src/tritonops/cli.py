@@ -24,14 +24,16 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from tritonops.core.lease import DEFAULT_LEASE_S
+from tritonops.core.limits import DEFAULT_QUARANTINE_KEEP, ArtifactLimits
 from tritonops.engine.settings import GateSettings
 from tritonops.errors import ExitCode, InputError, TritonOpsError
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("tritonops.cli")
 
-# The gate flags' defaults are GateSettings' own: one place to change them.
+# The gate flags' defaults are GateSettings' own: one place to change them (and the limits').
 GATE_DEFAULTS = GateSettings()
+ARTIFACT_LIMITS = ArtifactLimits()
 
 STEP_NAMES = ("snapshot", "materialize", "load", "ready", "smoke", "commit", "rollback", "report")
 
@@ -111,6 +113,15 @@ def common_options(fn: F) -> F:
             show_default=True,
             help="How long a run keeps its claim on a model after its last step stopped renewing it "
             "(the longest gap expected between two Argo steps). Env: TRITONOPS_LEASE_SECONDS.",
+        ),
+        click.option(
+            "--quarantine-keep",
+            envvar="TRITONOPS_QUARANTINE_KEEP",
+            type=click.IntRange(min=1),
+            default=DEFAULT_QUARANTINE_KEEP,
+            show_default=True,
+            help="Failed versions kept in quarantine per model; older ones are deleted (with a history "
+            "line), never the only copy of a version once committed. Env: TRITONOPS_QUARANTINE_KEEP.",
         ),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout."),
         click.option("-v", "--verbose", is_flag=True, help="Debug logging."),
@@ -217,6 +228,32 @@ def model_config_options(fn: F) -> F:
             "dynamic_batching, sequence_batching), e.g. 'parameters,input.format'. Anything else in "
             "it is refused (exit 2). Env: TRITONOPS_ARTIFACT_CONFIG_FIELDS.",
         ),
+        click.option(
+            "--max-artifact-bytes",
+            envvar="TRITONOPS_MAX_ARTIFACT_BYTES",
+            type=click.IntRange(min=1),
+            default=ARTIFACT_LIMITS.max_bytes,
+            show_default=True,
+            help="Largest artefact accepted, from the registry's listing before downloading and "
+            "again while downloading (exit 2). Env: TRITONOPS_MAX_ARTIFACT_BYTES.",
+        ),
+        click.option(
+            "--max-artifact-files",
+            envvar="TRITONOPS_MAX_ARTIFACT_FILES",
+            type=click.IntRange(min=1),
+            default=ARTIFACT_LIMITS.max_files,
+            show_default=True,
+            help="Most files an artefact may have (exit 2). Env: TRITONOPS_MAX_ARTIFACT_FILES.",
+        ),
+        click.option(
+            "--free-space-margin-bytes",
+            envvar="TRITONOPS_FREE_SPACE_MARGIN_BYTES",
+            type=click.IntRange(min=0),
+            default=ARTIFACT_LIMITS.free_margin_bytes,
+            show_default=True,
+            help="A download starts only if the volume keeps this much free after it (exit 2). "
+            "Env: TRITONOPS_FREE_SPACE_MARGIN_BYTES.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -281,6 +318,12 @@ def _settings(opts: dict[str, Any], **extra: Any) -> Any:
         lease_s=opts["lease_seconds"],
         model_config_dir=opts.get("model_config_dir"),
         artifact_fields=ArtifactFields.widened(opts.get("artifact_config_fields", "").split(",")),
+        artifact_limits=ArtifactLimits(
+            max_bytes=opts.get("max_artifact_bytes", ARTIFACT_LIMITS.max_bytes),
+            max_files=opts.get("max_artifact_files", ARTIFACT_LIMITS.max_files),
+            free_margin_bytes=opts.get("free_space_margin_bytes", ARTIFACT_LIMITS.free_margin_bytes),
+        ),
+        quarantine_keep=opts["quarantine_keep"],
         triton_headers=_triton_headers(),
         actor=_actor(),
         **extra,
@@ -437,7 +480,9 @@ def history(model: str, limit: int, **opts: Any) -> None:
             click.echo(line)
             if r.get("error"):
                 click.echo(f"    {r['error'].get('step')}: {r['error'].get('message')}")
-            if r.get("quarantine"):
+            if r.get("outcome") == "pruned":
+                click.echo(f"    {r.get('detail')}: {r.get('quarantine')}")
+            elif r.get("quarantine"):
                 click.echo(f"    kept at {r['quarantine']}")
 
     _emit(records, opts["as_json"], human)

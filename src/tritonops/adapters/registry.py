@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -21,10 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from tritonops.core.limits import ArtifactLimits
 from tritonops.core.signature import DYNAMIC, FLOAT_TYPES, NUMPY_DTYPES, Array, Signature, TensorSpec
 from tritonops.core.state import Candidate
 from tritonops.errors import (
     ArtifactInvalid,
+    ArtifactTooLarge,
     CredentialsRefused,
     InputError,
     NotFound,
@@ -283,33 +286,58 @@ class MlflowRegistry:
         log.info("resolved model=%s alias=%s -> version=%s source=%s", model, alias, mv.version, mv.source)
         return candidate
 
-    def download(self, candidate: Candidate, dst: Path) -> Path:
+    def download(self, candidate: Candidate, dst: Path, limits: ArtifactLimits | None = None) -> Path:
         """Download the pinned version's files into ``dst``; return the dir holding model.onnx.
 
         ``models:/<name>/<version>`` resolves both layouts: MLflow 3 logged models
         (source ``models:/m-...``) and MLflow 2 run artefacts (``runs:/<run>/<path>``).
         MLflow shows a progress bar on a terminal for large files.
+
+        ``limits``: the store's listing is checked first (size, file count, the volume's free
+        space: :class:`ArtifactTooLarge`, nothing downloaded), then the files as they land; an
+        artefact found over the limit is deleted from ``dst`` at once.
         """
         import mlflow.artifacts
 
+        limits = limits or ArtifactLimits()
         dst.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         name = f"models:/{candidate.registry_model}/{candidate.version}"
         with _translated(f"location of {name}", self._uri):
             uri = self._artifact_location(candidate)
-        with (
-            _translated(f"download of {name}", self._uri, store=uri),
-            DownloadProgress(dst, f"v{candidate.version}"),
-        ):
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=uri,
-                    dst_path=str(dst),
-                    tracking_uri=self._tracking_uri,
-                    registry_uri=self._uri,
-                )
+        with _translated(f"listing of {name}", self._uri, store=uri):
+            listed_bytes, listed_files = self._listing(uri, limits)
+        refused = limits.exceeded(listed_bytes, listed_files) or limits.no_room(
+            listed_bytes, shutil.disk_usage(dst).free
+        )
+        if refused:
+            shutil.rmtree(dst, ignore_errors=True)  # nothing of it stays, not even an empty dir
+            raise ArtifactTooLarge(
+                f"version {candidate.version} of {candidate.registry_model!r}: {refused}; not downloaded"
             )
-        size = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
+        watch = DownloadProgress(dst, f"v{candidate.version}", limits=limits)
+        try:
+            with _translated(f"download of {name}", self._uri, store=uri), watch:
+                local = Path(
+                    mlflow.artifacts.download_artifacts(
+                        artifact_uri=uri,
+                        dst_path=str(dst),
+                        tracking_uri=self._tracking_uri,
+                        registry_uri=self._uri,
+                    )
+                )
+        except Exception:
+            if watch.exceeded is None:
+                raise  # a failed download; one we cut short for its size is refused below
+        landed = watch.measure()
+        over = watch.exceeded or limits.exceeded(*landed)
+        if over:
+            shutil.rmtree(dst, ignore_errors=True)
+            raise ArtifactTooLarge(
+                f"version {candidate.version} of {candidate.registry_model!r} grew past its listing while "
+                f"downloading: {over}; its files were deleted"
+            )
+        size = landed[0]
         log.info(
             "downloaded model=%s version=%s bytes=%d in %.3fs",
             candidate.registry_model,
@@ -318,6 +346,25 @@ class MlflowRegistry:
             time.monotonic() - started,
         )
         return find_model_dir(local)
+
+    def _listing(self, uri: str, limits: ArtifactLimits) -> tuple[int, int]:
+        """Bytes and files under ``uri`` as the store lists them (a file of unknown size counts
+        0 bytes: the download's own check catches it). Stops listing past the file limit."""
+        import mlflow.artifacts
+
+        total, count, pending = 0, 0, [uri.rstrip("/")]
+        while pending:
+            here = pending.pop()
+            for info in mlflow.artifacts.list_artifacts(artifact_uri=here, tracking_uri=self._tracking_uri):
+                child = f"{here}/{info.path.rstrip('/').rsplit('/', 1)[-1]}"
+                if info.is_dir:
+                    pending.append(child)
+                else:
+                    total += int(info.file_size or 0)
+                count += 1
+                if count > limits.max_files:
+                    return total, count
+        return total, count
 
     def _artifact_location(self, candidate: Candidate) -> str:
         """Where the version's files are, asked of *our* registry and tracking store.
@@ -352,30 +399,56 @@ class DownloadProgress:
     transport; silent when stderr is not a terminal (CI, Argo logs).
     """
 
-    def __init__(self, root: Path, label: str, interval_s: float = 0.5, stream: Any = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        label: str,
+        interval_s: float = 0.5,
+        stream: Any = None,
+        limits: ArtifactLimits | None = None,
+    ) -> None:
         self.root, self.label, self.interval_s = root, label, interval_s
         self.stream = stream or sys.stderr
+        self.limits = limits
+        self.exceeded: str | None = None  # why the files that landed are over ``limits``
+        self._tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _size(self) -> int:
-        total = 0
+    def measure(self) -> tuple[int, int]:
+        """Bytes and files under ``root`` now."""
+        total = count = 0
         for p in self.root.rglob("*"):
             with contextlib.suppress(OSError):
                 if p.is_file():
                     total += p.stat().st_size
-        return total
+                    count += 1
+        return total, count
+
+    def _size(self) -> int:
+        return self.measure()[0]
 
     def _run(self) -> None:
         started = time.monotonic()
         while not self._stop.wait(self.interval_s):
-            size, elapsed = self._size(), time.monotonic() - started
-            rate = size / elapsed / 2**20 if elapsed else 0.0
-            self.stream.write(f"\r  downloading {self.label}: {size / 2**20:8.1f} MiB  {rate:6.1f} MiB/s")
-            self.stream.flush()
+            size, count = self.measure()
+            if self.limits is not None and self.exceeded is None:
+                self.exceeded = self.limits.exceeded(size, count)
+                if self.exceeded:
+                    # The store sent more than it listed: free the volume now (bytes still being
+                    # written to an open file are freed when MLflow closes it).
+                    log.error(
+                        "download of %s over the limit: %s; deleting what landed", self.label, self.exceeded
+                    )
+                    shutil.rmtree(self.root, ignore_errors=True)
+            if self._tty:
+                elapsed = time.monotonic() - started
+                rate = size / elapsed / 2**20 if elapsed else 0.0
+                self.stream.write(f"\r  downloading {self.label}: {size / 2**20:8.1f} MiB  {rate:6.1f} MiB/s")
+                self.stream.flush()
 
     def __enter__(self) -> DownloadProgress:
-        if hasattr(self.stream, "isatty") and self.stream.isatty():
+        if self._tty or self.limits is not None:
             self._thread = threading.Thread(target=self._run, name="download-progress", daemon=True)
             self._thread.start()
         return self
@@ -384,8 +457,9 @@ class DownloadProgress:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-            self.stream.write("\n")
-            self.stream.flush()
+            if self._tty:
+                self.stream.write("\n")
+                self.stream.flush()
 
 
 def _inside(root: Path, path: Path, what: str) -> Path:

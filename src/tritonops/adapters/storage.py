@@ -30,6 +30,7 @@ from typing import Any
 
 from tritonops.adapters import files
 from tritonops.core.lease import Lease
+from tritonops.core.limits import Quarantined
 from tritonops.core.naming import quarantine_dirname
 from tritonops.core.state import Current, Journal
 from tritonops.errors import Busy, CorruptState
@@ -236,6 +237,21 @@ class StateStore:
         files.move_dir(src, dst)
         log.warning("quarantined model=%s version=%s at %s", model, version, dst)
         return dst
+
+    def quarantined(self, model: str) -> list[Quarantined]:
+        """What ``quarantine/<model>/`` holds, by the names tritonops gives (anything else is left alone)."""
+        root = self.quarantine_root(model)
+        if not root.is_dir():
+            return []
+        return sorted(
+            e for p in root.iterdir() if p.is_dir() and (e := Quarantined.parse(p.name)) is not None
+        )
+
+    def remove_quarantined(self, model: str, entry: Quarantined) -> Path:
+        path = self.quarantine_root(model) / entry.name
+        shutil.rmtree(path)
+        log.warning("deleted quarantined model=%s version=%s at %s (retention)", model, entry.version, path)
+        return path
 
     # --- leases --------------------------------------------------------------
     def lease_path(self, model: str) -> Path:

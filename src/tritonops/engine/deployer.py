@@ -270,7 +270,7 @@ class Deployer:
         shutil.rmtree(staging, ignore_errors=True)
         files.ensure_writable_dir(staging.parent, "staging dir")
         journal = self.store.save(journal.at(Phase.SNAPSHOTTED, staged_dir=str(staging)))
-        model_dir = self.registry.download(candidate, staging)
+        model_dir = self.registry.download(candidate, staging, self.settings.artifact_limits)
         configuration.adopt_artifact_config(staging, model_dir)
         journal = self.store.save(journal.at(Phase.SNAPSHOTTED, staged_dir=str(model_dir)))
         signature = inspect(model_dir)
@@ -738,6 +738,7 @@ class Deployer:
         self.leases.release(journal.model, journal.run_id)
         if journal.staged_dir is None:
             shutil.rmtree(self.store.staging_dir(journal.model, journal.run_id), ignore_errors=True)
+        self._prune_quarantine(journal)
         if tags and journal.candidate is not None and self._registry_configured():
             try:
                 model = journal.candidate.registry_model
@@ -752,6 +753,50 @@ class Deployer:
             except TritonOpsError as exc:
                 log.warning("registry tags not written: %s", exc)
         self.report(journal)
+
+    def _prune_quarantine(self, journal: Journal) -> None:
+        """Keep the newest ``quarantine_keep`` failed versions of the model; each deletion has its
+        history line. Never the only copy of a version that was ever committed. Best effort."""
+        from tritonops.core.limits import to_prune
+
+        model, keep = journal.model, self.settings.quarantine_keep
+        try:
+            entries = self.store.quarantined(model)
+            if len(entries) <= keep:
+                return
+            committed = {
+                int(r["version"])
+                for r in self.store.history(model)
+                if r.get("outcome") == Outcome.COMMITTED.value and r.get("version") is not None
+            }
+            current = self.repo.read_current(model)
+            if current is not None:
+                committed.add(current.active_version)
+            installed = set(self.repo.versions(model))
+            for entry in to_prune(entries, keep, committed, installed):
+                path = self.store.remove_quarantined(model, entry)
+                now = self.clock()
+                self.store.append_history(
+                    model,
+                    {
+                        "run_id": journal.run_id,
+                        "kind": "quarantine",
+                        "model": model,
+                        "alias": None,
+                        "version": entry.version,
+                        "outcome": "pruned",
+                        "started_at": now,
+                        "finished_at": now,
+                        "steps": {},
+                        "error": None,
+                        "quarantine": str(path),
+                        "detail": f"deleted from quarantine: more than {keep} failed versions of {model} "
+                        "were kept (--quarantine-keep)",
+                        "actor": self.settings.actor,
+                    },
+                )
+        except (OSError, TritonOpsError) as exc:
+            log.warning("model=%s quarantine retention skipped: %s", model, exc)
 
     def _registry_configured(self) -> bool:
         if self._registry is not None:

@@ -197,7 +197,7 @@ def _plan_download(
     tmp = _scratch_dir(settings, scratch)
     try:
         root = tmp / "download"
-        model_dir = registry.download(candidate, root)
+        model_dir = registry.download(candidate, root, settings.artifact_limits)
         configuration.adopt_artifact_config(root, model_dir)
         out["artifact"] = "downloaded into a temporary directory, inspected, deleted"
         try:

@@ -10,6 +10,7 @@ from tritonops.adapters.registry import RegistrySettings
 from tritonops.adapters.triton import TritonTimeouts
 from tritonops.core.config import DEFAULT_MAX_BATCH_SIZE, ArtifactFields
 from tritonops.core.lease import DEFAULT_LEASE_S
+from tritonops.core.limits import DEFAULT_QUARANTINE_KEEP, ArtifactLimits
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class Settings:
     model_config_dir: Path | None = None
     # What the artefact's own config.pbtxt may set (--artifact-config-fields widens the default).
     artifact_fields: ArtifactFields = field(default_factory=ArtifactFields)
+    # How much one artefact may put on the shared volume (checked before and while downloading).
+    artifact_limits: ArtifactLimits = field(default_factory=ArtifactLimits)
+    # Failed versions kept in quarantine per model (the oldest pruned; see core/limits.py).
+    quarantine_keep: int = DEFAULT_QUARANTINE_KEEP
     allow_interface_change: bool = False
     gates: GateSettings = field(default_factory=GateSettings)
     actor: str = "unknown"  # who or what runs tritonops, for history and registry tags
