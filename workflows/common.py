@@ -65,6 +65,8 @@ class Step:
     retries: int = 0
     inputs: tuple[str, ...] = field(default=())
     memory: tuple[str, str] = ("256Mi", "1Gi")  # (request, limit), from bench/step_memory.py
+    # Keys of the Secret the step gets as environment (least privilege); None: every key.
+    secrets: tuple[str, ...] | None = None
 
     @property
     def budget(self) -> int:
@@ -105,7 +107,10 @@ POD_SPEC_PATCH = yaml.safe_dump(
 )
 
 
-def env(extra: list[m.EnvVar] | None = None) -> list[m.EnvVar]:
+MLFLOW_SECRETS = ("mlflow-username", "mlflow-password", "mlflow-token")
+
+
+def env(extra: list[m.EnvVar] | None = None, secrets: tuple[str, ...] | None = None) -> list[m.EnvVar]:
     secret = [
         # MLflow credentials and the Triton repository-API key come from a Secret, never parameters.
         ("MLFLOW_TRACKING_USERNAME", "mlflow-username"),
@@ -139,6 +144,7 @@ def env(extra: list[m.EnvVar] | None = None) -> list[m.EnvVar]:
                 ),
             )
             for name, key in secret
+            if secrets is None or key in secrets
         ]
         + list(extra or [])
     )
@@ -194,7 +200,7 @@ def container(
         command=["tritonops"],
         args=step.args,
         inputs=[Parameter(name=name) for name in step.inputs] or None,
-        env=env(extra_env),
+        env=env(extra_env, step.secrets),
         env_from=env_from(),
         security_context=security(),
         volume_mounts=[

@@ -32,7 +32,7 @@ from hera.workflows import Container, CronWorkflow, Parameter, Resource, Steps
 from hera.workflows import models as m
 
 from workflows import deploy_template
-from workflows.common import LABELS, POD_SPEC_PATCH, Step, container, dump, workflow_settings
+from workflows.common import LABELS, MLFLOW_SECRETS, POD_SPEC_PATCH, Step, container, dump, workflow_settings
 
 FOLLOW_NAME = "tritonops-follow"
 # The one ServiceAccount allowed to create workflows (k8s/base/rbac.yaml): the submit step's only.
@@ -41,9 +41,11 @@ DRIFT_NAME = "tritonops-drift-repair"
 FOLLOW_SCHEDULE = "*/5 * * * *"
 DRIFT_SCHEDULE = "*/10 * * * *"
 
-CHECK_ALIASES = Step("check-aliases", ["follow", "--json"], 240)
+# Reads the registry's aliases and the volume's current.json: MLflow's credentials only (no
+# Triton key, no S3 keys). Listing committed models reads the volume alone: no credentials.
+CHECK_ALIASES = Step("check-aliases", ["follow", "--json"], 240, secrets=MLFLOW_SECRETS)
 SUBMIT_DEADLINE = 60
-LIST_COMMITTED = Step("list-committed", ["follow", "--committed", "--json"], 60)
+LIST_COMMITTED = Step("list-committed", ["follow", "--committed", "--json"], 60, secrets=())
 _MODEL = "{{inputs.parameters.model}}"
 STATUS = Step("status", ["status", "--model", _MODEL], 120, inputs=("model",))
 RECOVER = Step("recover", ["recover", "--model", _MODEL], deploy_template.RECOVER.deadline, inputs=("model",))

@@ -52,6 +52,9 @@ class TritonOpsError(Exception):
     """Base of every error tritonops raises on purpose."""
 
     exit_code: ExitCode = ExitCode.INCONSISTENT
+    # True when the error is a property of the model version itself (its files, its config, its
+    # answers): trying the same version again cannot help, so the follower holds it back.
+    version_unfit: bool = False
 
 
 class InputError(TritonOpsError):
@@ -80,6 +83,8 @@ class CredentialsRefused(InputError):
 class UnsafeArtifact(InputError):
     """The artefact names a path outside its download directory (MLmodel paths, symlinks)."""
 
+    version_unfit = True
+
 
 class ArtifactFieldRefused(UnsafeArtifact):
     """The artefact's own ``config.pbtxt`` sets a field only the operator may set (how Triton
@@ -89,6 +94,8 @@ class ArtifactFieldRefused(UnsafeArtifact):
 class ArtifactTooLarge(InputError):
     """The artefact is larger (bytes or files) than the operator allows, or than the volume's
     free space; refused before (or while) downloading, nothing is kept."""
+
+    version_unfit = True
 
 
 class Busy(InputError):
@@ -117,6 +124,7 @@ class VerificationFailed(TritonOpsError):
     """The candidate is not fit to serve production. Triggers a rollback."""
 
     exit_code = ExitCode.ROLLED_BACK
+    version_unfit = True
 
 
 class ArtifactInvalid(VerificationFailed):

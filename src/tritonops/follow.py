@@ -100,7 +100,9 @@ def _held_back(store: StateStore, target: Target, version: int, now: float) -> s
     if attempts:
         last = attempts[-1]
         error = last.get("error") or {}
-        unfit = last.get("outcome") in ("rolled_back", "rejected") and error.get("kind") == "verification"
+        unfit = last.get("outcome") in ("rolled_back", "rejected") and (
+            error.get("kind") == "verification" or bool(error.get("unfit"))
+        )
         if unfit or last.get("outcome") == "rollback_failed":
             return (
                 f"version {version} already failed here (run {last.get('run_id')}: {last.get('outcome')}"

@@ -550,3 +550,21 @@ def test_the_followers_workflow_is_one_argo_accepts(resources: list[dict], model
     [submit] = [t for t in cron["spec"]["workflowSpec"]["templates"] if "resource" in t]
     assert submit["resource"]["action"] == "create"
     assert not submit["resource"].get("setOwnerReference")
+
+
+def test_steps_get_only_the_credentials_they_use() -> None:
+    """The follower's alias check reads the registry: MLflow's credentials, no Triton or S3 key.
+    Listing committed models reads the volume: no credentials at all."""
+    resources = build("dev")
+
+    def secret_env(kind: str, name: str, template: str) -> set[str]:
+        obj = one(resources, kind, name)
+        spec = obj["spec"].get("workflowSpec", obj["spec"])
+        [t] = [t for t in spec["templates"] if t["name"] == template]
+        return {e["name"] for e in t["container"].get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+
+    check = secret_env("CronWorkflow", "tritonops-follow", "check-aliases")
+    assert check == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"}
+    assert secret_env("CronWorkflow", "tritonops-drift-repair", "list-committed") == set()
+    load = secret_env("WorkflowTemplate", "tritonops-deploy", "load")
+    assert {"TRITONOPS_TRITON_API_KEY", "AWS_SECRET_ACCESS_KEY"} <= load

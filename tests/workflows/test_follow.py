@@ -162,3 +162,37 @@ def test_bad_targets_are_bad_input(text: str, tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 2, (text, out.stdout, out.stderr)
     assert out.stdout == ""  # Argo's withParam then fails loudly instead of deploying nothing
+
+
+@pytest.mark.integration
+def test_follow_holds_back_a_version_refused_for_its_artefact(
+    env: Env, registry: Registry, model_name: str
+) -> None:
+    """A refusal that is the version's own (its config sets what only the operator may): not
+    downloaded again every few minutes; a refusal about the moment (busy) is retried."""
+    target = f"{model_name}@champion"
+    registry.register(model_name, linear_model(seed=1))
+    assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
+    config = f'name: "{model_name}"\ninstance_group [ {{ count: 64 }} ]\n'
+    refused = registry.register_triton_dir(model_name, linear_model(seed=2).SerializeToString(), config)
+    assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 2
+
+    printed, code, stderr = follow(env, target)
+    assert (printed, code) == ([], 0)
+    assert f"version {refused} already failed here" in stderr and "instance_group" in stderr
+
+
+def test_only_valid_names_reach_the_submitted_manifest() -> None:
+    """Argo pastes the printed model and alias into the submit step's manifest text: a name
+    that could carry YAML (a quote, a newline, a colon) is refused before it is printed."""
+    from tritonops.errors import InputError
+
+    for target in (
+        'fraud"\n  serviceAccountName: admin@champion',
+        'fraud@champion"',
+        "../x@champion",
+        "a:b@c",
+    ):
+        with pytest.raises(InputError):
+            parse_targets(target)
+    assert [str(t) for t in parse_targets("fraud@champion, churn@v1.2")] == ["fraud@champion", "churn@v1.2"]

@@ -224,7 +224,10 @@ class Journal:
         return replace(self, steps=(*self.steps, record))
 
     def with_error(self, step: str, exc: BaseException) -> Journal:
-        return replace(self, error={"step": step, "type": type(exc).__name__, "message": str(exc)})
+        error = {"step": step, "type": type(exc).__name__, "message": str(exc)}
+        if getattr(exc, "version_unfit", False):
+            error["unfit"] = True  # the version itself: the follower does not retry it
+        return replace(self, error=error)
 
     def finished(self, outcome: Outcome, at: float, **changes: Any) -> Journal:
         return replace(self, phase=Phase.FINISHED, outcome=outcome, finished_at=at, **changes)
