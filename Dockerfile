@@ -9,9 +9,10 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/tritonops
 WORKDIR /src
-# Every transitive dependency at the version CI tested (requirements/constraints.txt).
-COPY image/requirements.txt requirements/constraints.txt ./
-RUN /opt/tritonops/bin/pip install -r requirements.txt -c constraints.txt
+# Every transitive dependency at the version CI tested (requirements/constraints.txt), each file
+# checked against the sha256 locked for it (image/requirements.lock, `make image-lock`).
+COPY image/requirements.lock ./
+RUN /opt/tritonops/bin/pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN /opt/tritonops/bin/pip install --no-deps . \

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall only when what we install from changes.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-12)
 
-.PHONY: help venv demo test lint typecheck unit integration faults bench system-deps k8s-generate clean image k8s-e2e
+.PHONY: help venv demo test lint typecheck unit integration faults bench system-deps k8s-generate clean image image-lock k8s-e2e
 
 help:
 	@echo "make demo    create $(VENV), install, run the whole story on local processes"
@@ -15,6 +15,7 @@ help:
 	@echo "make faults  the fault matrix, with its table"
 	@echo "make bench   benchmarks (medians, ratios against a same-run baseline)"
 	@echo "make image   build the step image localhost/tritonops:dev with podman (no-op if unchanged)"
+	@echo "make image-lock  regenerate image/requirements.lock (hashes of every file the image installs)"
 	@echo "make k8s-e2e run the committed WorkflowTemplate as containers of that image"
 
 $(PY):
@@ -63,6 +64,12 @@ test: $(STAMP) system-deps lint typecheck image
 # skipped when nothing it is built from changed (the image is labelled with that hash).
 image: system-deps
 	bash scripts/build-image.sh
+
+# image/requirements.lock from image/requirements.txt and requirements/constraints.txt: every
+# file the image installs, by sha256 (the Dockerfile installs with --require-hashes). Run after
+# changing either; never edit the lock by hand (tests/k8s/test_image.py checks it agrees).
+image-lock:
+	$(PYTHON) scripts/lock-image.py
 
 # The committed WorkflowTemplate run as podman containers of that image (each step with the
 # template's command, env, securityContext and volumes) against a real Triton, MLflow server and

@@ -79,7 +79,7 @@ ensure_base() {
 inputs_hash() {
   {
     sha256sum Dockerfile .dockerignore scripts/build-image.sh pyproject.toml README.md \
-      image/requirements.txt requirements/constraints.txt
+      image/requirements.lock
     find src -type d \( -name __pycache__ -o -name '*.egg-info' \) -prune -o -type f ! -name '*.pyc' -print0 \
       | sort -z | xargs -0 sha256sum
   } | sha256sum | cut -c1-16

@@ -823,6 +823,12 @@ def local() -> None:
 @click.option(
     "--repo", required=True, type=click.Path(path_type=Path, file_okay=False), envvar="TRITONOPS_REPO"
 )
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to serve HTTP, gRPC and metrics on (0.0.0.0: every interface, other machines too).",
+)
 @click.option("--http-port", type=int, default=8000, show_default=True)
 @click.option("--grpc-port", type=int, default=8001, show_default=True)
 @click.option("--metrics-port", type=int, default=8002, show_default=True)
@@ -832,7 +838,12 @@ def local() -> None:
     help="Name of an env var holding '<header>=<value>': the model-repository API then requires it.",
 )
 def local_triton(
-    repo: Path, http_port: int, grpc_port: int, metrics_port: int, restricted_api_key_env: str | None
+    repo: Path,
+    address: str,
+    http_port: int,
+    grpc_port: int,
+    metrics_port: int,
+    restricted_api_key_env: str | None,
 ) -> None:
     """Run a real Triton in the foreground (explicit model control, committed models loaded)."""
     from tritonops.local.triton import TritonLaunch, command, redact
@@ -842,7 +853,10 @@ def local_triton(
     restricted = os.environ.get(restricted_api_key_env) if restricted_api_key_env else None
     if restricted_api_key_env and not restricted:
         raise InputError(f"environment variable {restricted_api_key_env} is empty or unset")
-    argv, env = command(TritonLaunch(repo, http_port, grpc_port, metrics_port, restricted_api=restricted))
+    launch = TritonLaunch(
+        repo, http_port, grpc_port, metrics_port, restricted_api=restricted, address=address
+    )
+    argv, env = command(launch)
     click.echo("starting: " + " ".join(redact(argv)), err=True)
     os.execve(argv[0], argv, env)  # noqa: S606 - replace this process: signals reach Triton directly
 

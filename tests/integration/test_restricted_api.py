@@ -72,3 +72,17 @@ def test_the_local_launcher_redacts_the_key() -> None:
     argv = ["tritonserver", f"--http-restricted-api=model-repository:triton-api-key={KEY}",
             f"--grpc-restricted-protocol=model-repository:triton-api-key={KEY}", "--http-port=1"]  # fmt: skip
     assert KEY not in " ".join(redact(argv))
+
+
+def test_the_local_triton_listens_on_loopback_only(locked: tuple[Path, str]) -> None:
+    """Triton's default is every interface; this 2.51 predates NVIDIA's August 2025 fixes."""
+    _, url = locked
+    port = int(url.rsplit(":", 1)[1])
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # LISTEN
+                listening.append(address)
+    assert listening == ["0100007F"], listening  # 127.0.0.1, and nothing on other interfaces

@@ -26,7 +26,7 @@ def _pins(path: Path) -> dict[str, str]:
         line = line.split("#", 1)[0].strip()
         if line:
             name, version = line.split("==")
-            pins[re.sub(r"\[.*\]", "", name).lower().replace("_", "-")] = version
+            pins[re.sub(r"[-_.]+", "-", re.sub(r"\[.*\]", "", name)).lower()] = version
     return pins
 
 
@@ -36,6 +36,40 @@ def test_image_pins_equal_what_ci_tested() -> None:
     assert image, "image/requirements.txt is empty"
     for name, version in image.items():
         assert tested.get(name) == version, f"{name}=={version} in the image, {tested.get(name)} in CI"
+
+
+def _locked(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """``name -> (version, hashes)`` of a ``--require-hashes`` lock file."""
+    text = path.read_text().replace("\\\n", " ")
+    out = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            spec, *options = line.split()
+            name, version = spec.split("==")
+            out[name] = (
+                version,
+                [o.removeprefix("--hash=sha256:") for o in options if o.startswith("--hash=")],
+            )
+    return out
+
+
+def test_the_image_installs_only_locked_files_at_the_tested_versions() -> None:
+    """Every file the image installs is checked against its sha256 (pip --require-hashes), and
+    the lock is what `make image-lock` derives from the pins: no package left out, none drifted."""
+    locked = _locked(ROOT / "image" / "requirements.lock")
+    tested = _pins(ROOT / "requirements" / "constraints.txt")
+    for name in _pins(ROOT / "image" / "requirements.txt"):
+        assert name in locked, f"{name} is in image/requirements.txt but not locked: run `make image-lock`"
+    for name, (version, hashes) in locked.items():
+        assert tested.get(name) == version, (
+            f"{name}=={version} locked, {tested.get(name)} in CI: `make image-lock`"
+        )
+        assert hashes and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), name
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    installs = [line for line in dockerfile.splitlines() if "pip install" in line]
+    assert any("--require-hashes" in line and "requirements.lock" in line for line in installs)
+    assert all("--require-hashes" in line or "--no-deps ." in line for line in installs), installs
 
 
 @pytest.fixture(scope="module")

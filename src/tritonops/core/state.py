@@ -224,7 +224,7 @@ class Journal:
         return replace(self, steps=(*self.steps, record))
 
     def with_error(self, step: str, exc: BaseException) -> Journal:
-        error = {"step": step, "type": type(exc).__name__, "message": str(exc)}
+        error: dict[str, Any] = {"step": step, "type": type(exc).__name__, "message": str(exc)}
         if getattr(exc, "version_unfit", False):
             error["unfit"] = True  # the version itself: the follower does not retry it
         return replace(self, error=error)

@@ -44,6 +44,9 @@ class TritonLaunch:
     backend_dir: Path | None = None
     restricted_api: str | None = None  # "<header>=<value>" for the model-repository API
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    # Loopback unless asked otherwise: Triton's own default is every interface, and this 2.51
+    # predates NVIDIA's August 2025 security fixes (README, Security).
+    address: str = "127.0.0.1"
 
 
 # What only the key's holders may use: loading and unloading models, and changing log and trace
@@ -134,6 +137,9 @@ def command(launch: TritonLaunch) -> tuple[list[str], dict[str, str]]:
         f"--model-repository={launch.repo}",
         "--model-control-mode=explicit",
         f"--backend-directory={backend_dir}",
+        f"--http-address={launch.address}",
+        f"--grpc-address={launch.address}",
+        f"--metrics-address={launch.address}",
         f"--http-port={launch.http_port}",
         f"--grpc-port={launch.grpc_port}",
         f"--metrics-port={launch.metrics_port}",
