@@ -568,3 +568,11 @@ def test_steps_get_only_the_credentials_they_use() -> None:
     assert secret_env("CronWorkflow", "tritonops-drift-repair", "list-committed") == set()
     load = secret_env("WorkflowTemplate", "tritonops-deploy", "load")
     assert {"TRITONOPS_TRITON_API_KEY", "AWS_SECRET_ACCESS_KEY"} <= load
+
+
+def test_prod_runs_the_pushgateway_by_digest() -> None:
+    """A tag can be moved to other bytes; production names the bytes. (Triton's and the base
+    image's digests are not pinned yet: see README, Security.)"""
+    deployment = one(build("prod"), "Deployment", "pushgateway")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert re.fullmatch(r"prom/pushgateway@sha256:[0-9a-f]{64}", container["image"]), container["image"]
