@@ -24,7 +24,12 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from tritonops.core.lease import DEFAULT_LEASE_S
-from tritonops.core.limits import DEFAULT_QUARANTINE_KEEP, ArtifactLimits
+from tritonops.core.limits import (
+    DEFAULT_QUARANTINE_KEEP,
+    WEBHOOK_MAX_CONNECTIONS,
+    WEBHOOK_REQUEST_DEADLINE_S,
+    ArtifactLimits,
+)
 from tritonops.engine.settings import GateSettings
 from tritonops.errors import ExitCode, InputError, TritonOpsError
 
@@ -692,7 +697,7 @@ def _print_plan(p: dict[str, Any]) -> None:
     "--max-connections",
     envvar="TRITONOPS_WEBHOOK_MAX_CONNECTIONS",
     type=click.IntRange(min=1),
-    default=256,
+    default=WEBHOOK_MAX_CONNECTIONS,
     show_default=True,
     help="Connections served at once; a request beyond them gets 503. Env: TRITONOPS_WEBHOOK_MAX_CONNECTIONS.",
 )
@@ -700,7 +705,7 @@ def _print_plan(p: dict[str, Any]) -> None:
     "--request-deadline-seconds",
     envvar="TRITONOPS_WEBHOOK_REQUEST_DEADLINE_SECONDS",
     type=click.FloatRange(min=0.1),
-    default=10.0,
+    default=WEBHOOK_REQUEST_DEADLINE_S,
     show_default=True,
     help="A request (headers and body) must arrive within this; a slower client is disconnected. "
     "Env: TRITONOPS_WEBHOOK_REQUEST_DEADLINE_SECONDS.",

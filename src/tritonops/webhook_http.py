@@ -41,14 +41,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from tritonops.core.limits import WEBHOOK_MAX_CONNECTIONS, WEBHOOK_REQUEST_DEADLINE_S
 from tritonops.errors import InputError
 from tritonops.webhook import Receiver, Reply
 
 log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 16 << 10
-DEFAULT_DEADLINE_S = 10.0
-DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_DEADLINE_S = WEBHOOK_REQUEST_DEADLINE_S
+DEFAULT_MAX_CONNECTIONS = WEBHOOK_MAX_CONNECTIONS
 KEEP_ALIVE_S = 5
 
 

@@ -48,6 +48,11 @@ def _size(n: int) -> str:
 
 
 DEFAULT_QUARANTINE_KEEP = 10
+
+# The webhook receiver (tritonops.webhook_http): connections at once, and how long one request
+# (headers and body) may take to arrive before its client is disconnected.
+WEBHOOK_MAX_CONNECTIONS = 256
+WEBHOOK_REQUEST_DEADLINE_S = 10.0
 _QUARANTINED = re.compile(r"^(\d+)\.failed_(\d{8}T\d{6})(?:-(\d+))?$")
 
 
@@ -91,4 +96,11 @@ def to_prune(
     return sorted(prune)
 
 
-__all__ = ["ArtifactLimits", "DEFAULT_QUARANTINE_KEEP", "Quarantined", "to_prune"]
+__all__ = [
+    "DEFAULT_QUARANTINE_KEEP",
+    "WEBHOOK_MAX_CONNECTIONS",
+    "WEBHOOK_REQUEST_DEADLINE_S",
+    "ArtifactLimits",
+    "Quarantined",
+    "to_prune",
+]
