@@ -12,8 +12,12 @@
     │   │                       (libraries, instances, warmup files, ...): the operator's business
     │   ├── ArtifactTooLarge    the artefact exceeds --max-artifact-bytes/-files, or the volume's
     │   │                       free space
-    │   └── Busy                another deploy of the same model holds the lock
-    ├── Unavailable             a dependency did not answer; retrying later may work
+    │   ├── SetupIncomplete     tritonops' own environment lacks what a setting needs (onnxruntime
+    │   │                       for the parity gate): not the version's fault, retried once fixed
+    │   ├── ArgoRefused         the Argo Server refused a submission (4xx): resending cannot help
+    │   └── Busy                another run holds the model: retry once its lease ends  [busy]
+    ├── Unavailable             a dependency did not answer; retrying later may work  [unavailable]
+    │                           (exit 2 before anything changed; 75 for a workflow step)
     │   ├── RegistryUnavailable MLflow tracking server or artifact store
     │   └── TritonUnavailable   a Triton replica (connection refused, timeout)
     ├── VerificationFailed      the candidate is not fit to serve; roll back             (exit 3)
@@ -27,6 +31,18 @@
         ├── CorruptState        current.json / journal cannot be read
         └── RollbackFailed      restoring the previous version did not verify
 
+Each class declares its **reaction** (:class:`Reaction`, in brackets where it differs from its
+parent's: input, busy, unavailable, verification, inconsistent) and its exit code; every caller —
+the CLI, a workflow step, the webhook's dispatcher, the follower, plan — asks this module
+(:func:`reaction_of`, :func:`exit_code_of`, :func:`history_kind`) instead of deciding for itself.
+An exception that is not ours is a bug: after a change it rolls back like a failed verification
+(exit 3); at the CLI's edge, with nothing known, it is exit 4.
+
+Not errors, and not in this tree: signals between our own parts — ``AlreadyFinished``
+(engine: a step asked of a run that ended), ``Cancelled`` (fleet: a replica's action not started
+because another failed), ``RetryLater`` and ``Rejected`` (webhook: a deploy to retry, a delivery
+refused with an HTTP status).
+
 Third-party exceptions are translated once, in the adapter that calls the
 third party (``raise OurError(...) from exc``). Messages name the bad value
 and what was expected.
@@ -34,7 +50,8 @@ and what was expected.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, StrEnum
+from typing import ClassVar
 
 
 class ExitCode(IntEnum):
@@ -48,9 +65,20 @@ class ExitCode(IntEnum):
     TEMPFAIL = 75
 
 
+class Reaction(StrEnum):
+    """What a caller does with an error. The values are the ``kind`` recorded in history."""
+
+    BAD_INPUT = "input"  # refused; nothing changed; fix the input and try again
+    BUSY = "busy"  # another run holds the model; try again once its lease has ended
+    UNAVAILABLE = "unavailable"  # a dependency did not answer; try again later
+    VERIFICATION = "verification"  # the candidate is unfit; production was restored
+    INCONSISTENT = "inconsistent"  # production may not be what current.json says; look now
+
+
 class TritonOpsError(Exception):
     """Base of every error tritonops raises on purpose."""
 
+    reaction: ClassVar[Reaction] = Reaction.INCONSISTENT
     exit_code: ExitCode = ExitCode.INCONSISTENT
     # True when the error is a property of the model version itself (its files, its config, its
     # answers): trying the same version again cannot help, so the follower holds it back.
@@ -60,6 +88,7 @@ class TritonOpsError(Exception):
 class InputError(TritonOpsError):
     """Bad input or a failed precondition. Nothing was changed."""
 
+    reaction = Reaction.BAD_INPUT
     exit_code = ExitCode.BAD_INPUT
 
 
@@ -98,8 +127,19 @@ class ArtifactTooLarge(InputError):
     version_unfit = True
 
 
+class SetupIncomplete(InputError):
+    """tritonops' own environment lacks what a setting asks for (e.g. onnxruntime for the parity
+    gate). Says nothing about the candidate: the follower tries the same version again later."""
+
+
+class ArgoRefused(InputError):
+    """The Argo Server answered a submission with a 4xx: resending the same request cannot help."""
+
+
 class Busy(InputError):
     """Another deploy of the same model is in progress."""
+
+    reaction = Reaction.BUSY
 
 
 class Unavailable(TritonOpsError):
@@ -109,6 +149,7 @@ class Unavailable(TritonOpsError):
     deploy has changed something it triggers a rollback like a failed check.
     """
 
+    reaction = Reaction.UNAVAILABLE
     exit_code = ExitCode.BAD_INPUT
 
 
@@ -123,6 +164,7 @@ class TritonUnavailable(Unavailable):
 class VerificationFailed(TritonOpsError):
     """The candidate is not fit to serve production. Triggers a rollback."""
 
+    reaction = Reaction.VERIFICATION
     exit_code = ExitCode.ROLLED_BACK
     version_unfit = True
 
@@ -154,6 +196,7 @@ class GateFailed(VerificationFailed):
 class InconsistentState(TritonOpsError):
     """Production may not match current.json. Stop and let an operator look."""
 
+    reaction = Reaction.INCONSISTENT
     exit_code = ExitCode.INCONSISTENT
 
 
@@ -167,3 +210,44 @@ class CorruptState(InconsistentState):
 
 class RollbackFailed(InconsistentState):
     """Restoring the previous state did not verify."""
+
+
+# ------------------------------------------------------------------ the ladder
+def reaction_of(exc: BaseException) -> Reaction | None:
+    """The reaction ``exc`` declares; None for an exception that is not ours (a bug)."""
+    return exc.reaction if isinstance(exc, TritonOpsError) else None
+
+
+def history_kind(exc: BaseException) -> str:
+    """The ``kind`` a run's error is recorded with (history, journals; read by the follower).
+
+    Busy and unavailable are recorded as ``input`` (nothing changed because of them): the
+    values history has always had.
+    """
+    reaction = reaction_of(exc)
+    if reaction is None:
+        return "internal"
+    if reaction in (Reaction.BUSY, Reaction.UNAVAILABLE):
+        return Reaction.BAD_INPUT.value
+    return reaction.value
+
+
+def exit_code_of(exc: BaseException, step: bool = False) -> ExitCode:
+    """The exit code for ``exc``: its class's; in a workflow step (``step``) a dependency that
+    did not answer is TEMPFAIL (Argo retries it) and a bug is ROLLED_BACK (the exit handler
+    rolls back); at the CLI's edge a bug is INCONSISTENT."""
+    if not isinstance(exc, TritonOpsError):
+        return ExitCode.ROLLED_BACK if step else ExitCode.INCONSISTENT
+    if step and exc.reaction is Reaction.UNAVAILABLE:
+        return ExitCode.TEMPFAIL
+    return exc.exit_code
+
+
+def exit_code_for_kind(kind: str) -> ExitCode:
+    """A finished run that did not commit, by its recorded error kind (the outcome decides first:
+    see ``engine.deployer.exit_code_for``)."""
+    if kind in (Reaction.BAD_INPUT.value, Reaction.BUSY.value, Reaction.UNAVAILABLE.value):
+        return ExitCode.BAD_INPUT
+    if kind == Reaction.INCONSISTENT.value:
+        return ExitCode.INCONSISTENT
+    return ExitCode.ROLLED_BACK  # verification failed, or a bug: either way the run was undone

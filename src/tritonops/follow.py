@@ -38,7 +38,13 @@ from tritonops.adapters.storage import ModelRepository, StateStore
 from tritonops.core.naming import validate_name
 from tritonops.core.state import Candidate
 from tritonops.engine.settings import Settings
-from tritonops.errors import ExitCode, InputError, RegistryUnavailable, TritonOpsError, Unavailable
+from tritonops.errors import (
+    ExitCode,
+    InputError,
+    RegistryUnavailable,
+    TritonOpsError,
+    exit_code_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +89,11 @@ class FollowResult:
     def exit_code(self) -> int:
         if not self.errors:
             return int(ExitCode.OK)
-        codes = [int(e.exit_code) for _, e in self.errors if not isinstance(e, Unavailable)]
-        return max(codes) if codes else int(ExitCode.TEMPFAIL)
+        # A target not checked because a dependency did not answer is a step Argo may retry
+        # (TEMPFAIL); any other error outranks it.
+        codes = [int(exit_code_of(e, step=True)) for _, e in self.errors]
+        lasting = [c for c in codes if c != ExitCode.TEMPFAIL]
+        return max(lasting) if lasting else int(ExitCode.TEMPFAIL)
 
     def as_json(self) -> list[dict[str, str]]:
         return [{"model": t.model, "alias": t.alias} for t in self.moved]

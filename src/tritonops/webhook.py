@@ -65,7 +65,14 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from tritonops.core.naming import new_run_id, validate_name
-from tritonops.errors import Busy, InputError, InvalidName, TritonOpsError, Unavailable
+from tritonops.errors import (
+    ArgoRefused,
+    InputError,
+    InvalidName,
+    Reaction,
+    TritonOpsError,
+    reaction_of,
+)
 
 if TYPE_CHECKING:
     from tritonops.engine.settings import Settings
@@ -538,16 +545,17 @@ class LocalDeploys:
         try:
             deployer = Deployer(self.settings)
             journal = deployer.run(model, alias, run_id)
-        except Busy as exc:
-            with self._lock:
-                self._waiting.add(model)
-            raise RetryLater("busy", str(exc), limited=False) from exc
-        except Unavailable as exc:
-            raise RetryLater("unavailable", str(exc), limited=True) from exc
-        except InputError as exc:
-            log.error("deploy model=%s alias=%s run=%s refused: %s", model, alias, run_id, exc)
-            return "refused"
         except TritonOpsError as exc:
+            reaction = reaction_of(exc)
+            if reaction is Reaction.BUSY:
+                with self._lock:
+                    self._waiting.add(model)
+                raise RetryLater("busy", str(exc), limited=False) from exc
+            if reaction is Reaction.UNAVAILABLE:
+                raise RetryLater("unavailable", str(exc), limited=True) from exc
+            if reaction is Reaction.BAD_INPUT:
+                log.error("deploy model=%s alias=%s run=%s refused: %s", model, alias, run_id, exc)
+                return "refused"
             log.error(
                 "deploy model=%s alias=%s run=%s: %s: %s", model, alias, run_id, type(exc).__name__, exc
             )
@@ -593,10 +601,6 @@ def submit_request(template: str, model: str, alias: str) -> dict[str, Any]:
             "parameters": [f"model={model}", f"alias={alias}"],
         },
     }
-
-
-class ArgoRefused(TritonOpsError):
-    """The Argo server answered the submission with a 4xx: retrying the same request cannot help."""
 
 
 class ArgoSubmits:

@@ -58,7 +58,8 @@ from tritonops.errors import (
     SmokeFailed,
     TritonOpsError,
     Unavailable,
-    VerificationFailed,
+    exit_code_for_kind,
+    history_kind,
 )
 
 if TYPE_CHECKING:
@@ -79,30 +80,15 @@ def _default_registry_factory(settings: Settings) -> RegistryFactory:
 
 
 def exit_code_for(journal: Journal) -> ExitCode:
-    """Map a finished run to the CLI's exit code (contract)."""
+    """Map a finished run to the CLI's exit code (contract): its outcome first, then the kind of
+    error it recorded (the ladder in :mod:`tritonops.errors`)."""
     if journal.outcome in (Outcome.COMMITTED, Outcome.NOOP):
         return ExitCode.OK
     if journal.outcome is Outcome.ROLLBACK_FAILED:
         return ExitCode.INCONSISTENT
     if journal.outcome is Outcome.ROLLED_BACK:
         return ExitCode.ROLLED_BACK
-    kind = (journal.error or {}).get("kind", "")
-    if kind == "input":
-        return ExitCode.BAD_INPUT
-    if kind == "inconsistent":
-        return ExitCode.INCONSISTENT
-    # Verification failed, or an unexpected error: either way the run was undone.
-    return ExitCode.ROLLED_BACK
-
-
-def _error_kind(exc: BaseException) -> str:
-    if isinstance(exc, VerificationFailed):
-        return "verification"
-    if isinstance(exc, InconsistentState):
-        return "inconsistent"
-    if isinstance(exc, InputError | Unavailable):
-        return "input"
-    return "internal"
+    return exit_code_for_kind((journal.error or {}).get("kind", ""))
 
 
 class Deployer:
@@ -177,7 +163,7 @@ class Deployer:
                 # The step may have saved progress (e.g. where it staged files) before failing.
                 latest = self.store.load(journal.model, journal.run_id) or box[0]
                 failed = latest.with_step(record).with_error(name, exc)
-                failed = replace(failed, error={**(failed.error or {}), "kind": _error_kind(exc)})
+                failed = replace(failed, error={**(failed.error or {}), "kind": history_kind(exc)})
                 self.store.save(failed)
                 box[0] = failed
                 raise
@@ -969,7 +955,7 @@ class Deployer:
                             "step": "precondition",
                             "type": type(exc).__name__,
                             "message": str(exc),
-                            "kind": _error_kind(exc),
+                            "kind": history_kind(exc),
                         },
                         "actor": self.settings.actor,
                     },

@@ -33,7 +33,7 @@ from tritonops.core.state import Candidate, Current
 from tritonops.core.verdict import interface_changes
 from tritonops.engine import configuration
 from tritonops.engine.settings import Settings
-from tritonops.errors import ArtifactInvalid, InputError, TritonOpsError, Unavailable
+from tritonops.errors import ArtifactInvalid, ExitCode, InputError, TritonOpsError, Unavailable
 
 if TYPE_CHECKING:
     from tritonops.adapters.registry import MlflowRegistry
@@ -335,7 +335,7 @@ def _steps(out: dict[str, Any]) -> list[str]:
 def exit_code(plan_out: dict[str, Any]) -> int:
     """0: the plan says what a deploy would do (a no-op and a rejection included);
     2: the deploy would be refused before it starts (failed precondition, as deploy exits)."""
-    return 2 if plan_out["refused"] else 0
+    return int(ExitCode.BAD_INPUT if plan_out["refused"] else ExitCode.OK)
 
 
 __all__ = ["DEPLOY", "NOOP", "REDEPLOY", "REJECT", "exit_code", "plan"]

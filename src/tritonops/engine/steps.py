@@ -5,7 +5,7 @@ from __future__ import annotations
 from tritonops.core.state import Outcome
 from tritonops.engine.deployer import AlreadyFinished, Deployer, exit_code_for
 from tritonops.engine.settings import Settings
-from tritonops.errors import ExitCode, InputError, TritonOpsError, Unavailable
+from tritonops.errors import ExitCode, InputError, exit_code_of, reaction_of
 
 
 def run_step(
@@ -13,9 +13,10 @@ def run_step(
 ) -> tuple[str, ExitCode]:
     """Run step ``name`` of run ``run_id``; returns (one-line message, exit code).
 
-    A failing deploy step exits non-zero (its error's code) and leaves the error
-    in the journal; the workflow's exit handler then runs ``rollback``, which is
-    a no-op for a run that already finished, and ``report``, which never fails.
+    A failing deploy step exits with the code the error ladder gives a step (its class's; 75
+    for a dependency that did not answer, which Argo retries) and leaves the error in the
+    journal; the workflow's exit handler then runs ``rollback``, which is a no-op for a run
+    that already finished, and ``report``, which never fails.
     """
     deployer = Deployer(settings)
     if name == "snapshot":
@@ -77,12 +78,13 @@ def run_step(
             # someone else ended (recovered after its lease expired) must not show green.
             ended = finished.journal
             return f"{name}: skipped, run {run_id} already ended {ended.outcome}", exit_code_for(ended)
-        except Unavailable as exc:
-            return f"{name}: FAILED (temporary, safe to retry): {exc}", ExitCode.TEMPFAIL
-        except TritonOpsError as exc:
-            return f"{name}: FAILED: {exc}", exc.exit_code
         except Exception as exc:  # noqa: BLE001 - recorded in the journal; the exit handler rolls back
-            return f"{name}: FAILED ({type(exc).__name__}): {exc}", ExitCode.ROLLED_BACK
+            code = exit_code_of(exc, step=True)
+            if code is ExitCode.TEMPFAIL:
+                return f"{name}: FAILED (temporary, safe to retry): {exc}", code
+            if reaction_of(exc) is None:
+                return f"{name}: FAILED ({type(exc).__name__}): {exc}", code
+            return f"{name}: FAILED: {exc}", code
     if done.is_finished:
         return f"{name}: run {run_id} ended {done.outcome}", exit_code_for(done)
     return f"{name}: ok ({done.phase.value})", ExitCode.OK
