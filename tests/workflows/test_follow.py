@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -196,3 +197,28 @@ def test_only_valid_names_reach_the_submitted_manifest() -> None:
         with pytest.raises(InputError):
             parse_targets(target)
     assert [str(t) for t in parse_targets("fraud@champion, churn@v1.2")] == ["fraud@champion", "churn@v1.2"]
+
+
+@pytest.mark.integration
+def test_a_gate_missing_from_the_environment_does_not_hold_the_version_back(
+    env: Env, registry: Registry, model_name: str, tmp_path: Path
+) -> None:
+    """onnxruntime missing where the deploy runs is the environment's fault: the run rolls back
+    (exit 3), but the follower tries the same version again once the environment is fixed."""
+    target = f"{model_name}@champion"
+    registry.register(model_name, linear_model(seed=1))
+    assert env.cli("deploy", "--model", model_name, "--alias", "champion").returncode == 0
+    version = registry.register(model_name, linear_model(seed=2))
+    shadow = tmp_path / "no-onnxruntime"
+    shadow.mkdir()
+    (shadow / "onnxruntime.py").write_text("raise ImportError('onnxruntime is not installed here')\n")
+    pythonpath = os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+
+    failed = env.cli("deploy", "--model", model_name, "--alias", "champion", "--json", PYTHONPATH=pythonpath)
+
+    assert failed.returncode == 3, failed.stderr
+    error = json.loads(failed.stdout)["error"]
+    assert error["type"] == "SetupIncomplete" and "onnxruntime" in error["message"]
+    assert env.current(model_name)["active_version"] == 1  # type: ignore[index]
+    printed, code, _ = follow(env, target)
+    assert (printed, code) == ([moved(model_name)], 0), f"version {version} was held back"

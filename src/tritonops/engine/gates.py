@@ -16,7 +16,7 @@ import numpy as np
 
 from tritonops.adapters.triton import TritonReplica
 from tritonops.core.signature import Array, Signature
-from tritonops.errors import GateFailed
+from tritonops.errors import SetupIncomplete
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ def reference_outputs(version_dir: Path, inputs: dict[str, Array]) -> dict[str, 
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise GateFailed(
+        # The environment's fault, not the candidate's: a verification failure would make the
+        # follower hold this version back for good.
+        raise SetupIncomplete(
             "the golden-parity gate needs onnxruntime in this environment; install it "
             "or turn the gate off with --no-parity-gate"
         ) from exc
