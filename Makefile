@@ -39,6 +39,7 @@ system-deps:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench workflows monitoring
 	$(VENV)/bin/ruff format --check src tests bench workflows monitoring
+	$(VENV)/bin/lint-imports .importlinter
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -79,7 +80,7 @@ k8s-e2e: $(STAMP) system-deps image
 
 # Regenerate the WorkflowTemplate YAML from workflows/ (never run in CI: the test compares).
 k8s-generate: $(STAMP)
-	$(PY) workflows/deploy_template.py
+	$(PY) workflows/outputs.py
 	$(PY) -m monitoring.generate
 
 clean:

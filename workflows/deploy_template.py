@@ -30,17 +30,13 @@ apart.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script by `make k8s-generate`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hera.workflows import DAG, Container, Parameter, Steps, WorkflowTemplate
+from hera.workflows import models as m
 
-from hera.workflows import DAG, Container, Parameter, Steps, WorkflowTemplate  # noqa: E402
-from hera.workflows import models as m  # noqa: E402
-
-from tritonops.engine.settings import GateSettings  # noqa: E402
-from workflows.common import (  # noqa: E402, F401 - names the tests and the e2e stand-in read
+from tritonops.engine.settings import GateSettings
+from workflows.common import (  # noqa: F401 - names the tests and the e2e stand-in read
     IMAGE,
     LABELS,
     MODEL_CONFIG_DIR,
@@ -237,14 +233,3 @@ def rollback_yaml() -> str:
 K8S_BASE = Path(__file__).resolve().parent.parent / "k8s" / "base"
 OUTPUT = K8S_BASE / "workflowtemplate.yaml"
 ROLLBACK_OUTPUT = K8S_BASE / "workflowtemplate-rollback.yaml"
-
-if __name__ == "__main__":
-    from workflows.outputs import OUTPUTS
-
-    stale = [path for path, render in OUTPUTS.items() if not path.exists() or path.read_text() != render()]
-    if "--check" in sys.argv:
-        sys.exit(1 if stale else 0)
-    for path, render in OUTPUTS.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render())
-        print(f"wrote {path}")

@@ -41,13 +41,13 @@ def test_committed_yaml_matches_the_python(path: Path) -> None:
 
 
 def test_make_k8s_generate_writes_every_output(tmp_path: Path) -> None:
-    """`make k8s-generate` runs deploy_template.py as a script: it must reach every object (its
+    """`make k8s-generate` runs workflows/outputs.py as a script: it must reach every object (its
     --check mode compares them all without writing)."""
     import subprocess
     import sys
 
     out = subprocess.run(
-        [sys.executable, str(ROOT / "workflows" / "deploy_template.py"), "--check"],
+        [sys.executable, str(ROOT / "workflows" / "outputs.py"), "--check"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
