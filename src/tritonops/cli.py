@@ -34,7 +34,6 @@ from tritonops.engine.settings import GateSettings
 from tritonops.errors import ExitCode, InputError, TritonOpsError
 
 F = TypeVar("F", bound=Callable[..., Any])
-log = logging.getLogger("tritonops.cli")
 
 # The gate flags' defaults are GateSettings' own: one place to change them (and the limits').
 GATE_DEFAULTS = GateSettings()

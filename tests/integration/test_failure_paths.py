@@ -20,6 +20,7 @@ from tritonops.adapters import files
 from tritonops.adapters.registry import RegistrySettings
 from tritonops.core.state import Outcome
 from tritonops.engine.deployer import Deployer, exit_code_for
+from tritonops.engine.manual import recover
 from tritonops.engine.settings import Settings
 from tritonops.local.samples import linear_model
 
@@ -111,10 +112,12 @@ def test_a_run_killed_right_after_renaming_the_version_into_the_repository_is_qu
     monkeypatch.setattr(files, "move_dir", real_move)
     assert (env.repo / model_name / str(v2) / "model.onnx").is_file()  # the crash left it there
 
-    # The dead run's lease is still live: its own run id recovers it (as a workflow's onExit does).
-    [journal] = deployer(env).recover(model_name, "killed-after-rename")
+    # The dead run's lease is still live: its own run id recovers it (as a workflow's onExit does),
+    # through what `tritonops recover` runs.
+    report = recover(deployer(env).settings, model_name, "killed-after-rename")
 
-    assert journal.outcome is Outcome.REJECTED  # stopped before any replica saw it
+    [journal] = report["runs"]
+    assert journal["outcome"] == Outcome.REJECTED.value  # stopped before any replica saw it
     assert not (env.repo / model_name / str(v2)).exists()
     assert env.quarantined(model_name)[-1].name.startswith(f"{v2}.failed_")
     assert (env.quarantined(model_name)[-1] / "model.onnx").is_file()  # kept for diagnosis

@@ -52,9 +52,6 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # stopped before production was touched
 
 
-STEPS = ("snapshot", "materialize", "load", "ready", "smoke", "commit")
-
-
 @dataclass(frozen=True)
 class Candidate:
     """The model version the alias pointed at when the run resolved it (pinned)."""

@@ -6,15 +6,15 @@ before returning, so a step can run in its own container (Argo) or in-process
 
 Which versions a replica holds during a deploy
 ----------------------------------------------
-``load`` asks every replica to hold *both* the committed version and the
-candidate (a load with a config override, ``version_policy`` = both), so the
-previous version stays in memory: rolling back is a reload whose config Triton
-already has, which unloads the candidate in milliseconds. ``commit`` then
-writes ``config.pbtxt`` pinned to the candidate and reloads from disk, which
-drops the previous version. When the candidate's interface differs from the
-committed one (``--allow-interface-change``) one config cannot serve both, so
-the candidate is loaded alone; Triton keeps the old model serving if that
-load fails.
+Production clients name the model without a version, and Triton answers them with its highest
+ready version, so a candidate loaded under the production name would answer them unverified.
+``load`` therefore loads the candidate under a staging name, ``_candidate.<model>`` (hard links
+to the installed files, a load-API config override: the committed ``config.pbtxt`` is never
+touched), and ``ready`` and ``smoke`` verify it there; production keeps serving the committed
+version throughout. ``commit`` unloads the staging copy, writes ``config.pbtxt`` pinned to the
+candidate and reloads the production model from disk: Triton loads the new version and retires
+the old one once the new is ready, so unversioned requests are answered throughout. Rolling
+back before commit is unloading the staging copy; production was never touched.
 """
 
 from __future__ import annotations
@@ -971,11 +971,6 @@ class Deployer:
             if journal is not None and not journal.is_finished:
                 self._finish(journal.finished(Outcome.REJECTED, self.clock()), {})
             raise exc from exc.__cause__
-
-    def recover(self, model: str, run_id: str) -> list[Journal]:
-        validate_name("model", model)
-        with self.store.lock(model, run_id):
-            return self.recover_interrupted(model, run_id)
 
     def recover_interrupted(self, model: str, run_id: str) -> list[Journal]:
         """Undo every run of ``model`` that never finished (killed, terminated, power loss).
