@@ -48,6 +48,9 @@ STEP_POD_LABELS = {"app.kubernetes.io/name": "tritonops", "app.kubernetes.io/com
 
 # Exit code a step uses for "a dependency did not answer; retrying is safe" (EX_TEMPFAIL).
 TEMPFAIL = 75
+# A step pod's memory (request, limit) unless it says otherwise: the registry steps (the MLflow
+# client, flat whatever the model's size). SMALL and PARITY below.
+DEFAULT_MEMORY = ("256Mi", "1Gi")
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class Step:
     deadline: int  # seconds, per attempt (the pod's activeDeadlineSeconds)
     retries: int = 0
     inputs: tuple[str, ...] = field(default=())
-    memory: tuple[str, str] = ("256Mi", "1Gi")  # (request, limit), from bench/step_memory.py
+    memory: tuple[str, str] = DEFAULT_MEMORY  # (request, limit), from bench/step_memory.py
     # Keys of the Secret the step gets as environment (least privilege); None: every key.
     secrets: tuple[str, ...] | None = None
 

@@ -35,8 +35,10 @@ from pathlib import Path
 from hera.workflows import DAG, Container, Parameter, Steps, WorkflowTemplate
 from hera.workflows import models as m
 
+from tritonops.core import steps
 from tritonops.engine.settings import GateSettings
 from workflows.common import (  # noqa: F401 - names the tests and the e2e stand-in read
+    DEFAULT_MEMORY,
     IMAGE,
     LABELS,
     MODEL_CONFIG_DIR,
@@ -82,21 +84,21 @@ def _step_args(step: str, extra: list[str] | None = None) -> list[str]:
     return ["step", step, "--model", MODEL, "--run-id", RUN_ID, *(extra or [])]
 
 
+# Each step's pod, from the step table (tritonops/core/steps.py): its deadline, retries, memory.
+MEMORY = {steps.Memory.REGISTRY: DEFAULT_MEMORY, steps.Memory.SMALL: SMALL, steps.Memory.MODEL: PARITY}
+EXTRA_ARGS = {"snapshot": ["--alias", ALIAS]}
+
+
+def _from_table(spec: steps.StepSpec, name: str | None = None, extra: list[str] | None = None) -> Step:
+    args = _step_args(spec.name, [*EXTRA_ARGS.get(spec.name, []), *(extra or [])])
+    return Step(name or spec.name, args, spec.deadline_s, retries=spec.retries, memory=MEMORY[spec.memory])
+
+
 RECOVER = Step("recover", ["recover", "--model", MODEL], 900)
-DEPLOY_STEPS: list[Step] = [
-    Step("snapshot", _step_args("snapshot", ["--alias", ALIAS]), 120),
-    Step("materialize", _step_args("materialize"), 3600, retries=3),
-    Step("load", _step_args("load"), 1800, memory=PARITY),
-    Step("ready", _step_args("ready"), 600, retries=3, memory=SMALL),
-    Step("smoke", _step_args("smoke"), 600, retries=3, memory=PARITY),
-    Step("commit", _step_args("commit"), 900),
-]
+DEPLOY_STEPS: list[Step] = [_from_table(spec) for spec in steps.DEPLOY]
 # `materialize` is where the interface gate is: the one step of this entry point that differs.
-MATERIALIZE_ALLOW_INTERFACE_CHANGE = Step(
-    "materialize-allow-interface-change",
-    _step_args("materialize", ["--allow-interface-change"]),
-    3600,
-    retries=3,
+MATERIALIZE_ALLOW_INTERFACE_CHANGE = _from_table(
+    steps.BY_NAME["materialize"], "materialize-allow-interface-change", ["--allow-interface-change"]
 )
 EXIT_STEPS: list[Step] = [
     Step("rollback", _step_args("rollback"), 900),
@@ -104,11 +106,10 @@ EXIT_STEPS: list[Step] = [
 ]
 # `tritonops rollback --to` loads, waits for ready, smoke-tests (gates included) and commits in
 # one process: as long as those steps may take. Never retried: it changes production.
-_BY_NAME = {step.name: step for step in DEPLOY_STEPS}
 ROLLBACK_TO = Step(
     "rollback-to-version",
     ["rollback", "--model", MODEL, "--to", TO, "--run-id", RUN_ID],
-    sum(_BY_NAME[name].deadline for name in ("load", "ready", "smoke", "commit")),
+    sum(spec.deadline_s for spec in steps.ROLLBACK_TO),
     memory=PARITY,
 )
 # Every step's budget added up, the exit handler's included. (Argo does not apply the workflow

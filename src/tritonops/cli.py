@@ -23,6 +23,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from tritonops.core import steps
 from tritonops.core.lease import DEFAULT_LEASE_S
 from tritonops.core.limits import (
     DEFAULT_QUARANTINE_KEEP,
@@ -39,7 +40,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 GATE_DEFAULTS = GateSettings()
 ARTIFACT_LIMITS = ArtifactLimits()
 
-STEP_NAMES = ("snapshot", "materialize", "load", "ready", "smoke", "commit", "rollback", "report")
+STEP_NAMES = steps.NAMES  # the step table's (core/steps.py), then rollback and report
 
 
 def _setup_logging(verbose: bool) -> None:

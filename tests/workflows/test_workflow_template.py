@@ -346,3 +346,28 @@ def test_the_yaml_runs(
         (pvc / "state" / "runs" / model_name / argo.workflow_name / "journal.json").read_text()
     )
     assert journal["run_id"] == argo.workflow_name
+
+
+def test_the_committed_dag_is_the_step_table() -> None:
+    """The deploy entry points run exactly the step table's steps, in its order, each with its
+    deadline and retries (tritonops/core/steps.py); the CLI's step names are the table's too."""
+    import yaml
+
+    from tritonops import cli
+    from tritonops.core import steps
+
+    wt = yaml.safe_load((ROOT / "k8s" / "base" / "workflowtemplate.yaml").read_text())
+    templates = {t["name"]: t for t in wt["spec"]["templates"]}
+    for entry in ("deploy", "deploy-allow-interface-change"):
+        tasks = templates[entry]["dag"]["tasks"]
+        assert [t["name"] for t in tasks] == ["recover", *(spec.name for spec in steps.DEPLOY)]
+        for task, spec in zip(tasks[1:], steps.DEPLOY, strict=True):
+            template = templates[task["template"]]
+            assert template["activeDeadlineSeconds"] == spec.deadline_s, spec.name
+            retries = int(template.get("retryStrategy", {}).get("limit", 0))
+            assert retries == spec.retries, spec.name
+            assert template["container"]["args"][:2] == ["step", spec.name]
+    assert (*(spec.name for spec in steps.DEPLOY), "rollback", "report") == cli.STEP_NAMES
+    rollback = yaml.safe_load((ROOT / "k8s" / "base" / "workflowtemplate-rollback.yaml").read_text())
+    [to] = [t for t in rollback["spec"]["templates"] if t["name"] == "rollback-to-version"]
+    assert to["activeDeadlineSeconds"] == sum(spec.deadline_s for spec in steps.ROLLBACK_TO)

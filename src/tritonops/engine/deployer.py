@@ -38,6 +38,7 @@ from tritonops.adapters.onnx_artifact import checksums, inspect
 from tritonops.adapters.storage import ModelRepository, StateStore
 from tritonops.adapters.triton import TritonReplica, replicas_from_urls
 from tritonops.core import config as cfg
+from tritonops.core import steps
 from tritonops.core.config import ModelConfig
 from tritonops.core.naming import utc_stamp, validate_name, validate_run_id
 from tritonops.core.signature import Array, Signature
@@ -209,7 +210,7 @@ class Deployer:
         The serving version with a configuration that changed (a new template, say) is a deploy
         too: its installed files are verified again under the new config, without a download.
         """
-        self._expect(journal, Phase.SNAPSHOTTED)
+        self._expect(journal, steps.needs("materialize"))
         model = journal.model
         with self._step(journal, "materialize") as box:
             # Resolved once per run: a retried materialize keeps the version it pinned.
@@ -346,7 +347,7 @@ class Deployer:
         answer them. So the candidate is verified as ``_candidate.<model>`` (hard
         links to the same files: no extra disk), and production switches at commit.
         """
-        self._expect(journal, Phase.MATERIALIZED)
+        self._expect(journal, steps.needs("load"))
         candidate, _ = self._candidate(journal)
         staging = self.repo.link_candidate(journal.model, candidate.version)
         config = cfg.pinned(self._config(journal), [candidate.version], name=staging)
@@ -375,7 +376,7 @@ class Deployer:
         return checksums(self.repo.version_dir(journal.model, candidate.version))
 
     def ready(self, journal: Journal) -> Journal:
-        self._expect(journal, Phase.LOADED)
+        self._expect(journal, steps.needs("ready"))
         candidate, _ = self._candidate(journal)
         staging = self._staging(journal)
         with self._step(journal, "ready") as box:
@@ -387,7 +388,7 @@ class Deployer:
 
     def smoke(self, journal: Journal) -> Journal:
         """Real inference on every replica, judged strictly, then the parity and latency gates."""
-        self._expect(journal, Phase.READY)
+        self._expect(journal, steps.needs("smoke"))
         candidate, _ = self._candidate(journal)
         staging = self._staging(journal)
         config = self._config(journal)
@@ -495,7 +496,7 @@ class Deployer:
         throughout, by the previous version until the switch and by the
         candidate after it.
         """
-        self._expect(journal, Phase.SMOKED)
+        self._expect(journal, steps.needs("commit"))
         candidate, signature = self._candidate(journal)
         model = journal.model
         with self._step(journal, "commit") as box:
@@ -812,12 +813,27 @@ class Deployer:
         )
         return pushgateway.push(self.settings.pushgateway, journal.model, registry)
 
-    def _expect(self, journal: Journal, phase: Phase) -> None:
+    def step(self, name: str) -> Callable[[Journal], Journal]:
+        """The engine's step ``name`` of the step table (core/steps.py), after the snapshot."""
+        bound: dict[str, Callable[[Journal], Journal]] = {
+            "materialize": self.materialize,
+            "load": self.load,
+            "ready": self.ready,
+            "smoke": self.smoke,
+            "commit": self.commit,
+        }
+        assert set(bound) == {spec.name for spec in steps.DEPLOY[1:]}, (
+            "the step table and the engine disagree"
+        )
+        return bound[name]
+
+    def _expect(self, journal: Journal, phase: Phase | None) -> None:
         if journal.is_finished:
             raise AlreadyFinished(journal)
         if journal.phase is not phase:
+            wanted = phase.value if phase is not None else "none"
             raise InconsistentState(
-                f"run {journal.run_id} is at phase {journal.phase.value}, this step needs {phase.value}"
+                f"run {journal.run_id} is at phase {journal.phase.value}, this step needs {wanted}"
             )
 
     def _staging(self, journal: Journal) -> str:
@@ -919,8 +935,8 @@ class Deployer:
             if journal.is_finished:
                 return journal
             try:
-                for step in (self.materialize, self.load, self.ready, self.smoke, self.commit):
-                    journal = step(journal)
+                for spec in steps.DEPLOY[1:]:  # after the snapshot, in the table's order
+                    journal = self.step(spec.name)(journal)
                     if journal.is_finished:
                         return journal
             except AlreadyFinished as done:

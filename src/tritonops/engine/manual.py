@@ -9,6 +9,7 @@ from typing import Any
 
 from tritonops.adapters.onnx_artifact import checksums, inspect
 from tritonops.core import config as cfg
+from tritonops.core import steps
 from tritonops.core.naming import validate_name, validate_run_id
 from tritonops.core.signature import Signature
 from tritonops.core.state import Candidate, Journal, Phase
@@ -93,8 +94,8 @@ def rollback_to(settings: Settings, model: str, version: int | None, run_id: str
                     installed_dir=False,
                 )
             )
-            for step in (deployer.load, deployer.ready, deployer.smoke, deployer.commit):
-                journal = step(journal)
+            for spec in steps.ROLLBACK_TO:  # load, ready, smoke, commit: as a deploy after materialize
+                journal = deployer.step(spec.name)(journal)
             return journal
         except Exception as exc:  # noqa: BLE001 - whatever failed, the state before the rollback is restored
             log.error("rollback of model=%s to version=%s failed: %s", model, target, exc)

@@ -64,13 +64,7 @@ def run_step(
             done = deployer.rollback(journal)
             code = ExitCode.INCONSISTENT if done.outcome is Outcome.ROLLBACK_FAILED else ExitCode.OK
             return f"rollback: {done.outcome}: {done.rollback_detail}", code
-        step = {
-            "materialize": deployer.materialize,
-            "load": deployer.load,
-            "ready": deployer.ready,
-            "smoke": deployer.smoke,
-            "commit": deployer.commit,
-        }[name]
+        step = deployer.step(name)
         try:
             done = step(journal)
         except AlreadyFinished as finished:
