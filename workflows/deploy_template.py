@@ -23,9 +23,9 @@ without them gates exactly as the overlay says. Parameters never carry secrets.
 Deadlines (see common.py): every one is on a container template; the workflow deadline is
 every step's budget on the longest entry point added up, the exit handler's included.
 
-Regenerate the committed YAML with ``make k8s-generate`` (this file, run as a script, writes
-every generated Argo object); a test fails when the YAML under ``k8s/`` and the Python drift
-apart.
+The steps, their order, deadlines and retries are the step table's (``tritonops/core/steps.py``).
+Regenerate the committed YAML with ``make k8s-generate`` (``workflows/outputs.py`` writes every
+generated Argo object); a test fails when the YAML under ``k8s/`` and the Python drift apart.
 """
 
 from __future__ import annotations
