@@ -928,10 +928,7 @@ class Deployer:
         validate_run_id(run_id)
         files.ensure_writable_dir(self.settings.state_dir, "state dir")
         with contextlib.ExitStack() as held:
-            with self.refusals_recorded(model, run_id, alias, "deploy"):
-                held.enter_context(self.store.lock(model, run_id))
-                self.recover_interrupted(model, run_id)
-                journal = self.snapshot_or_reject(model, alias, run_id)
+            journal, _ = self.begin(held, model, run_id, "deploy", alias)
             if journal.is_finished:
                 return journal
             try:
@@ -945,6 +942,25 @@ class Deployer:
                 log.error("model=%s run=%s failed: %s: %s", model, run_id, type(exc).__name__, exc)
                 return self.rollback(self.store.load(model, run_id) or journal)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def begin(
+        self,
+        held: contextlib.ExitStack,
+        model: str,
+        run_id: str,
+        kind: str,
+        alias: str | Callable[[], str],
+    ) -> tuple[Journal, list[Journal]]:
+        """The prologue of every run, written once: take the model's lock (kept until ``held``
+        closes), undo interrupted runs, then snapshot. ``alias`` may be a function, called under
+        the lock (``rollback --to`` checks its target there and names the alias it returns to).
+        A refusal anywhere in it is recorded in history and re-raised; returns the snapshot's
+        journal and the runs recovered."""
+        with self.refusals_recorded(model, run_id, alias if isinstance(alias, str) else "", kind):
+            held.enter_context(self.store.lock(model, run_id))
+            recovered = self.recover_interrupted(model, run_id)
+            chosen = alias if isinstance(alias, str) else alias()
+            return self.snapshot_or_reject(model, chosen, run_id), recovered
 
     @contextmanager
     def refusals_recorded(self, model: str, run_id: str, alias: str, kind: str) -> Iterator[None]:

@@ -32,35 +32,38 @@ def rollback_to(settings: Settings, model: str, version: int | None, run_id: str
     validate_name("model", model)
     validate_run_id(run_id)
     deployer = Deployer(settings)
+    chosen: dict[str, Any] = {}
+
+    def choose() -> str:
+        """Under the model's lock: the version to return to must be committed once, and installed."""
+        current = deployer.repo.read_current(model)
+        if current is None:
+            raise InputError(f"{model} has nothing committed; there is nothing to roll back from")
+        target = version if version is not None else current.previous_version
+        if target is None:
+            raise InputError(f"{model}: current.json records no previous version; pass --to VERSION")
+        if target == current.active_version:
+            raise InputError(f"{model} version {target} is already the committed version")
+        committed = {
+            int(r["version"]): r
+            for r in deployer.store.history(model)
+            if r.get("outcome") == "committed" and r.get("version") is not None
+        }
+        if target not in committed and target != current.previous_version:
+            raise InputError(
+                f"{model} version {target} was never committed; committed versions: {sorted(committed)}"
+            )
+        vdir = deployer.repo.version_dir(model, target)
+        if not (vdir / "model.onnx").is_file():
+            raise InputError(f"{model} version {target}: files are missing at {vdir}; cannot roll back to it")
+        record = committed.get(target, {})
+        chosen.update(current=current, target=target, vdir=vdir, record=record)
+        return str(record.get("alias") or current.alias or "rollback")
+
     with contextlib.ExitStack() as held:
-        with deployer.refusals_recorded(model, run_id, "", "rollback"):
-            held.enter_context(deployer.store.lock(model, run_id))
-            deployer.recover_interrupted(model, run_id)
-            current = deployer.repo.read_current(model)
-            if current is None:
-                raise InputError(f"{model} has nothing committed; there is nothing to roll back from")
-            target = version if version is not None else current.previous_version
-            if target is None:
-                raise InputError(f"{model}: current.json records no previous version; pass --to VERSION")
-            if target == current.active_version:
-                raise InputError(f"{model} version {target} is already the committed version")
-            committed = {
-                int(r["version"]): r
-                for r in deployer.store.history(model)
-                if r.get("outcome") == "committed" and r.get("version") is not None
-            }
-            if target not in committed and target != current.previous_version:
-                raise InputError(
-                    f"{model} version {target} was never committed; committed versions: {sorted(committed)}"
-                )
-            vdir = deployer.repo.version_dir(model, target)
-            if not (vdir / "model.onnx").is_file():
-                raise InputError(
-                    f"{model} version {target}: files are missing at {vdir}; cannot roll back to it"
-                )
-            record = committed.get(target, {})
-            alias = str(record.get("alias") or current.alias or "rollback")
-            journal = deployer.snapshot_or_reject(model, alias, run_id)
+        journal, _ = deployer.begin(held, model, run_id, "rollback", choose)
+        current, target, vdir, record = (chosen[k] for k in ("current", "target", "vdir", "record"))
+        alias = journal.alias
         try:
             signature = inspect(vdir)
             config = _rollback_config(settings, model, signature, vdir, record)

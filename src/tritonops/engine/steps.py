@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from tritonops.core.state import Outcome
 from tritonops.engine.deployer import AlreadyFinished, Deployer, exit_code_for
 from tritonops.engine.settings import Settings
@@ -22,11 +24,10 @@ def run_step(
     if name == "snapshot":
         if not alias:
             raise InputError("the snapshot step needs --alias")
-        with deployer.refusals_recorded(model, run_id, alias, "deploy"), deployer.store.lock(model, run_id):
-            # A run killed without its exit handler (argo terminate) is repaired here, once its
-            # lease has ended; a live run of another workflow refuses this one (Busy).
-            recovered = deployer.recover_interrupted(model, run_id)
-            snap = deployer.snapshot_or_reject(model, alias, run_id)
+        # A run killed without its exit handler (argo terminate) is repaired here, once its
+        # lease has ended; a live run of another workflow refuses this one (Busy).
+        with contextlib.ExitStack() as held:
+            snap, recovered = deployer.begin(held, model, run_id, "deploy", alias)
         if recovered:
             repaired = ", ".join(f"{j.run_id} ({j.outcome})" for j in recovered)
             return (
