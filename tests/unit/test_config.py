@@ -355,3 +355,43 @@ def test_the_readme_template_is_valid_for_a_classifier() -> None:
     config = cfg.effective_config("fraud", CLASSIFIER, [template(block, "README.md")])
     assert config.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU
     assert config.optimization.execution_accelerators.gpu_execution_accelerator[0].name == "tensorrt"
+
+
+@pytest.mark.parametrize(
+    ("committed_sig", "committed_text", "candidate_sig", "candidate_text", "expect"),
+    [
+        (None, None, CLASSIFIER, "", []),  # nothing committed: nothing to break
+        (CLASSIFIER, "", CLASSIFIER, "", []),
+        (CLASSIFIER, "", CLASSIFIER, "max_batch_size: 8\n", ["max_batch_size 64 -> 8"]),
+        (
+            CLASSIFIER,
+            "",
+            Signature(
+                (TensorSpec("features", "FP32", (-1, 5)),),
+                (TensorSpec("label", "INT64", (-1,)), TensorSpec("probabilities", "FP32", (-1, 2))),
+            ),
+            "",
+            ["features"],
+        ),
+    ],
+    ids=["first-deploy", "same", "smaller-batch", "tensor-shape"],
+)
+def test_the_interface_gate(
+    committed_sig: Signature | None,
+    committed_text: str | None,
+    candidate_sig: Signature,
+    candidate_text: str,
+    expect: list[str],
+) -> None:
+    committed = (
+        None
+        if committed_sig is None
+        else cfg.effective_config(
+            "fraud", committed_sig, [template(committed_text)] if committed_text else []
+        )
+    )
+    candidate = cfg.effective_config(
+        "fraud", candidate_sig, [template(candidate_text)] if candidate_text else []
+    )
+    changes = cfg.interface_gate(committed_sig, committed, candidate_sig, candidate)
+    assert len(changes) == len(expect) and all(e in c for e, c in zip(expect, changes, strict=True)), changes

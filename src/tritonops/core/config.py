@@ -513,6 +513,20 @@ def _reshaped(array: Array, shape: list[int]) -> Array:
         return array  # the smoke check then reports the mismatch
 
 
+def interface_gate(
+    committed_signature: Signature | None,
+    committed: pb.ModelConfig | None,
+    signature: Signature,
+    candidate: pb.ModelConfig,
+) -> list[str]:
+    """The interface gate, defined once (materialize, ``rollback --to`` and ``plan`` ask it): what
+    would break the committed version's clients — its tensors' names, types and shapes first,
+    then what the configs add (batching, client-facing dims). Nothing committed: nothing breaks."""
+    if committed_signature is None or committed is None:
+        return []
+    return tensor_changes(committed_signature, signature) or interface_changes(committed, candidate)
+
+
 def interface_changes(committed: pb.ModelConfig, candidate: pb.ModelConfig) -> list[str]:
     """What breaks clients of the committed config beyond the tensors' names/types/shapes.
 
@@ -545,6 +559,7 @@ __all__ = [
     "effective_config",
     "from_dict",
     "interface_changes",
+    "interface_gate",
     "parse_pbtxt",
     "pinned",
     "render_pbtxt",

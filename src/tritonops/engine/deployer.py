@@ -43,7 +43,7 @@ from tritonops.core.config import ModelConfig
 from tritonops.core.naming import utc_stamp, validate_name, validate_run_id
 from tritonops.core.signature import Array, Signature
 from tritonops.core.state import Candidate, Current, Journal, Outcome, Phase, StepRecord
-from tritonops.core.verdict import interface_changes, smoke_problems, synthesize_inputs
+from tritonops.core.verdict import smoke_problems, synthesize_inputs
 from tritonops.engine import configuration, fleet
 from tritonops.engine.leases import LeaseKeeper
 from tritonops.engine.settings import Settings
@@ -286,10 +286,8 @@ class Deployer:
                 smoke_input=self._save_smoke_input(journal, model_dir, signature),
             )
         )
-        if current is not None and committed is not None and not self.settings.allow_interface_change:
-            changes = interface_changes(current.signature, signature) or cfg.interface_changes(
-                committed, config
-            )
+        if current is not None and not self.settings.allow_interface_change:
+            changes = cfg.interface_gate(current.signature, committed, signature, config)
             if changes:
                 raise InterfaceChanged(
                     f"version {candidate.version} changes the interface of {journal.model} "

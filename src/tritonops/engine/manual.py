@@ -13,7 +13,6 @@ from tritonops.core import steps
 from tritonops.core.naming import validate_name, validate_run_id
 from tritonops.core.signature import Signature
 from tritonops.core.state import Candidate, Journal, Phase
-from tritonops.core.verdict import interface_changes
 from tritonops.engine import configuration, fleet
 from tritonops.engine.deployer import Deployer
 from tritonops.engine.settings import Settings
@@ -68,10 +67,8 @@ def rollback_to(settings: Settings, model: str, version: int | None, run_id: str
             signature = inspect(vdir)
             config = _rollback_config(settings, model, signature, vdir, record)
             serving = configuration.committed_config(current, journal.previous_config)
-            if not settings.allow_interface_change and serving is not None:
-                changes = interface_changes(current.signature, signature) or cfg.interface_changes(
-                    serving, config
-                )
+            if not settings.allow_interface_change:
+                changes = cfg.interface_gate(current.signature, serving, signature, config)
                 if changes:
                     raise InterfaceChanged(
                         f"version {target} has a different interface: {'; '.join(changes)}; "

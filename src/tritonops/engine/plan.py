@@ -30,7 +30,6 @@ from tritonops.core.config import ModelConfig
 from tritonops.core.naming import validate_name
 from tritonops.core.signature import Signature
 from tritonops.core.state import Candidate, Current
-from tritonops.core.verdict import interface_changes
 from tritonops.engine import configuration
 from tritonops.engine.settings import Settings
 from tritonops.errors import ArtifactInvalid, ExitCode, InputError, TritonOpsError, Unavailable
@@ -228,10 +227,8 @@ def _compare(
     config: ModelConfig,
     candidate: Candidate,
 ) -> None:
-    """Interface gate and config diff, exactly the comparisons materialize makes."""
-    changes: list[str] = []
-    if current is not None and committed is not None:
-        changes = interface_changes(current.signature, signature) or cfg.interface_changes(committed, config)
+    """Interface gate (the one materialize asks: core.config.interface_gate) and config diff."""
+    changes = cfg.interface_gate(current.signature if current else None, committed, signature, config)
     gate_on = current is not None and not settings.allow_interface_change
     out["interface"] = {
         "changes": changes,
