@@ -101,8 +101,8 @@ class FollowResult:
 
 def _held_back(store: StateStore, target: Target, version: int, now: float) -> str | None:
     """Why a moved target must not be submitted now, or None."""
-    lease = store.read_lease(target.model)
-    if lease is not None and lease.is_live(now):
+    lease = store.live_lease(target.model, now)
+    if lease is not None:
         return f"a run is in progress ({lease.describe()})"
     history = store.history(target.model)
     attempts = [r for r in history if r.get("version") == version and r.get("kind", "deploy") == "deploy"]
@@ -201,8 +201,8 @@ def committed_models(settings: Settings, clock: Callable[[], float] = time.time)
         except InputError:
             log.warning("skipping %s: not a model name", path)
             continue
-        lease = store.read_lease(path.name)
-        if lease is not None and lease.is_live(clock()):
+        lease = store.live_lease(path.name, clock())
+        if lease is not None:
             log.info("%s: skipped, %s", path.name, lease.describe())
             continue
         models.append(path.name)

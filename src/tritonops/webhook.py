@@ -525,10 +525,10 @@ class LocalDeploys:
         from tritonops.adapters.storage import StateStore
 
         try:
-            lease = StateStore(self.settings.state_dir).read_lease(model)
+            lease = StateStore(self.settings.state_dir).live_lease(model, time.time())
         except (TritonOpsError, OSError):
             return None  # the engine decides, and says why
-        return lease.describe() if lease is not None and lease.is_live(time.time()) else None
+        return lease.describe() if lease is not None else None
 
     def __call__(self, model: str, alias: str) -> str:
         from tritonops.engine.deployer import Deployer

@@ -86,3 +86,36 @@ def test_move_dir_refuses_to_overwrite(tmp_path: Path) -> None:
     (tmp_path / "b").mkdir()
     with pytest.raises(Exception, match="refusing to overwrite"):
         files.move_dir(tmp_path / "a", tmp_path / "b")
+
+
+def test_the_live_lease_is_read_in_one_place(tmp_path: Path) -> None:
+    from tritonops.core.lease import Lease
+
+    store = StateStore(tmp_path)
+    assert store.live_lease("fraud", 100.0) is None
+    store.write_lease("fraud", Lease("run-a", "argo/wf", 0.0, 200.0))
+    assert store.live_lease("fraud", 199.0) is not None
+    assert store.live_lease("fraud", 200.0) is None  # expired at its deadline
+    assert store.live_lease("fraud", 150.0, other_than="run-a") is None  # its own
+    assert store.live_lease("fraud", 150.0, other_than="run-b") is not None
+
+
+def test_the_committed_version_is_intact_only_with_every_file_as_committed(tmp_path: Path) -> None:
+    from tritonops.adapters.onnx_artifact import checksums
+    from tritonops.core.signature import Signature, TensorSpec
+    from tritonops.core.state import Current
+
+    repo = ModelRepository(tmp_path / "models")
+    vdir = repo.version_dir("fraud", 3)
+    vdir.mkdir(parents=True)
+    (vdir / "model.onnx").write_bytes(b"weights")
+    signature = Signature((TensorSpec("x", "FP32", (-1, 1)),), (TensorSpec("y", "FP32", (-1, 1)),))
+    current = Current(
+        model="fraud", active_version=3, run_id=None, alias="champion", updated_at_utc="20261208T000000",
+        source="models:/fraud/3", signature=signature, max_batch_size=0, files=checksums(vdir), deploy_run="r1",
+    )  # fmt: skip
+    assert repo.committed_intact(current, 3) == vdir
+    assert repo.committed_intact(current, 4) is None  # not the committed version
+    assert repo.committed_intact(None, 3) is None
+    (vdir / "model.onnx").write_bytes(b"weightz")  # same size, other bytes
+    assert repo.committed_intact(current, 3) is None

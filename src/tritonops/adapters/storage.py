@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonops.adapters import files
+from tritonops.adapters.onnx_artifact import checksums
 from tritonops.core.lease import Lease
 from tritonops.core.limits import Quarantined
 from tritonops.core.naming import quarantine_dirname
@@ -149,6 +150,17 @@ class ModelRepository:
         shutil.rmtree(self.root / self.candidate_name(model), ignore_errors=True)
         shutil.rmtree(self.root / f"{self.candidate_name(model)}.tmp", ignore_errors=True)
 
+    def committed_intact(self, current: Current | None, version: int) -> Path | None:
+        """The committed version's directory when ``version`` is the committed one and every file
+        is still the one committed (sha256 as in current.json); else None. Materialize and plan
+        ask it: a version found intact is not downloaded again."""
+        if current is None or current.active_version != version:
+            return None
+        vdir = self.version_dir(current.model, version)
+        if not vdir.is_dir() or checksums(vdir) != dict(current.files):
+            return None
+        return vdir
+
     def versions(self, model: str) -> list[int]:
         d = self.model_dir(model)
         if not d.is_dir():
@@ -261,6 +273,14 @@ class StateStore:
         path = self.lease_path(model)
         data = _read_json(path)
         return Lease.from_dict(data, str(path)) if data is not None else None
+
+    def live_lease(self, model: str, now: float, other_than: str | None = None) -> Lease | None:
+        """The lease a run holds on ``model`` right now (its run in progress), if any; with
+        ``other_than``, only another run's. The one place "is someone changing this model" is read."""
+        lease = self.read_lease(model)
+        if lease is None or not lease.is_live(now) or lease.run_id == other_than:
+            return None
+        return lease
 
     def write_lease(self, model: str, lease: Lease) -> None:
         files.atomic_write_json(self.lease_path(model), lease.to_dict())

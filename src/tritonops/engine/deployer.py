@@ -217,7 +217,7 @@ class Deployer:
             candidate = journal.candidate or self.registry.resolve(model, journal.alias)
             box[0] = self.store.save(box[0].at(Phase.SNAPSHOTTED, candidate=candidate))
             current = self._current_from(journal)
-            installed = self._installed_committed(current, candidate)
+            installed = self.repo.committed_intact(current, candidate.version)
             if current is not None and installed is not None:
                 signature = current.signature
                 config = configuration.compose(self.settings, model, signature, installed)
@@ -236,15 +236,6 @@ class Deployer:
         if box[0].outcome is Outcome.NOOP:
             self._finish(box[0], {})
         return box[0]
-
-    def _installed_committed(self, current: Current | None, candidate: Candidate) -> Path | None:
-        """The committed version's directory, when the candidate is that version with its files intact."""
-        if current is None or current.active_version != candidate.version:
-            return None
-        vdir = self.repo.version_dir(current.model, candidate.version)
-        if not vdir.is_dir() or checksums(vdir) != dict(current.files):
-            return None
-        return vdir
 
     def _fetch(self, journal: Journal, candidate: Candidate, current: Current | None) -> Journal:
         """Download into staging, verify the artefact, its config and the interface gate, then install.
@@ -1040,10 +1031,8 @@ class Deployer:
 
     def _in_progress(self, model: str) -> dict[str, Any] | None:
         """The run that holds a live lease on ``model``: in progress, not interrupted."""
-        lease = self.store.read_lease(model)
-        if lease is None or not lease.is_live(self.clock()):
-            return None
-        return lease.to_dict()
+        lease = self.store.live_lease(model, self.clock())
+        return lease.to_dict() if lease is not None else None
 
     def status(self, model: str) -> dict[str, Any]:
         validate_name("model", model)

@@ -28,10 +28,7 @@ class LeaseKeeper:
 
     def live_other(self, model: str, run_id: str) -> Lease | None:
         """The live lease of another run on ``model``, if any."""
-        lease = self.store.read_lease(model)
-        if lease is not None and lease.run_id != run_id and lease.is_live(self.clock()):
-            return lease
-        return None
+        return self.store.live_lease(model, self.clock(), other_than=run_id)
 
     def refuse_if_taken(self, model: str, run_id: str) -> None:
         lease = self.live_other(model, run_id)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tritonops.adapters.onnx_artifact import checksums, inspect
+from tritonops.adapters.onnx_artifact import inspect
 from tritonops.adapters.storage import ModelRepository, StateStore
 from tritonops.adapters.triton import TritonReplica, replicas_from_urls
 from tritonops.core import config as cfg
@@ -81,8 +81,8 @@ def plan(
     refused = [
         f"{s['url']} is not live ({s['error']}): every replica must be live" for s in serving if not s["live"]
     ]
-    lease = store.read_lease(model)
-    if lease is not None and lease.is_live(time.time()):
+    lease = store.live_lease(model, time.time())
+    if lease is not None:
         refused.append(f"model {model!r} is being changed: {lease.describe()}")
     interrupted = [j.run_id for j in store.unfinished(model)]
 
@@ -107,7 +107,7 @@ def plan(
         "replicas": serving,
         "reasons": [],
     }
-    installed = _installed(repo, current, candidate)
+    installed = repo.committed_intact(current, candidate.version)
     if current is not None and installed is not None:
         signature = current.signature
         config = configuration.compose(settings, model, signature, installed)
@@ -157,16 +157,6 @@ def _committed_view(current: Current | None) -> dict[str, Any] | None:
         "updated_at_utc": current.updated_at_utc,
         "config_digest": current.config_digest,
     }
-
-
-def _installed(repo: ModelRepository, current: Current | None, candidate: Candidate) -> Path | None:
-    """The committed version's directory when the candidate is it, files intact (as materialize)."""
-    if current is None or current.active_version != candidate.version:
-        return None
-    vdir = repo.version_dir(current.model, candidate.version)
-    if not vdir.is_dir() or checksums(vdir) != dict(current.files):
-        return None
-    return vdir
 
 
 def _scratch_dir(settings: Settings, scratch: Path | None) -> Path:
