@@ -284,6 +284,22 @@ def test_only_safe_steps_retry(wt: dict, rollback_wt: dict) -> None:
     assert not [t["name"] for t in rollback_wt["spec"]["templates"] if "retryStrategy" in t]
 
 
+def _pushes(pushgateway: str) -> float:
+    """How many pushes the Pushgateway has taken, by its own request counter."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{pushgateway}/metrics", timeout=10).text
+    counts = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "pushgateway_http_requests_total" and s.labels.get("handler") == "push"
+    ]
+    assert counts or "pushgateway_http_requests_total" in text, "the Pushgateway counts no requests"
+    return sum(counts)
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(("bad", "status", "expected_exit"), [(False, "Succeeded", 0), (True, "Failed", 3)])
 def test_the_yaml_runs(
@@ -315,7 +331,9 @@ def test_the_yaml_runs(
         },
     )
 
+    pushes_before = _pushes(pushgateway)
     assert argo.run() == status, argo.log
+    assert _pushes(pushgateway) - pushes_before == 1  # the exit handler's report, and nothing else
     ran = argo.ran()
     if bad:
         assert ("smoke", expected_exit) in ran

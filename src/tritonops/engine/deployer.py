@@ -728,7 +728,8 @@ class Deployer:
                     self.registry.tag_version(model, previous, self._status_tags("previous"))
             except TritonOpsError as exc:
                 log.warning("registry tags not written: %s", exc)
-        self.report(journal)
+        if self.settings.push_on_finish:
+            self.report(journal)
 
     def _prune_quarantine(self, journal: Journal) -> None:
         """Keep the newest ``quarantine_keep`` failed versions of the model; each deletion has its

@@ -53,6 +53,9 @@ class Settings:
     allow_interface_change: bool = False
     gates: GateSettings = field(default_factory=GateSettings)
     actor: str = "unknown"  # who or what runs tritonops, for history and registry tags
+    # Push the run's metrics when it finishes. An Argo workflow's steps do not: its exit handler's
+    # `report` step pushes once, whichever step ended the run.
+    push_on_finish: bool = True
     # A run's lease on its model lasts this long past its last renewal (see core/lease.py).
     lease_s: float = DEFAULT_LEASE_S
 

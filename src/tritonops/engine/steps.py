@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 from tritonops.core.state import Outcome
 from tritonops.engine.deployer import AlreadyFinished, Deployer, exit_code_for
@@ -20,7 +21,8 @@ def run_step(
     journal; the workflow's exit handler then runs ``rollback``, which is a no-op for a run
     that already finished, and ``report``, which never fails.
     """
-    deployer = Deployer(settings)
+    # One push per workflow: the exit handler's `report` step, whichever step ended the run.
+    deployer = Deployer(replace(settings, push_on_finish=False))
     if name == "snapshot":
         if not alias:
             raise InputError("the snapshot step needs --alias")
