@@ -763,14 +763,14 @@ def webhook(
     from dataclasses import replace
 
     from tritonops import webhook as wh
-    from tritonops import webhook_http
+    from tritonops.webhook import server
 
     _setup_logging(opts["verbose"])
     secret = os.environ.get(secret_env, "")
     if not secret:
         raise InputError(f"environment variable {secret_env} (--secret-env) is empty or unset")
     rules = wh.Rules.explicit(frozenset(models), frozenset(aliases), follow_all)
-    webhook_http.parse_listen(listen)
+    server.parse_listen(listen)
     deploy: wh.DeployFn
     if mode == "local":
         if opts["repo"] is None:
@@ -809,7 +809,7 @@ def webhook(
         )
     dispatcher = wh.Dispatcher(deploy, max_parallel=max_parallel)
     receiver = wh.Receiver(secret.encode("utf-8"), rules, dispatcher, window_s=replay_window_seconds)
-    webhook_http.serve(receiver, listen, deadline_s=request_deadline_seconds, max_connections=max_connections)
+    server.serve(receiver, listen, deadline_s=request_deadline_seconds, max_connections=max_connections)
 
 
 # --repo is what --mode local deploys into; --mode argo has no repository of its own.

@@ -49,7 +49,7 @@ def _size(n: int) -> str:
 
 DEFAULT_QUARANTINE_KEEP = 10
 
-# The webhook receiver (tritonops.webhook_http): connections at once, and how long one request
+# The webhook receiver (tritonops.webhook.server): connections at once, and how long one request
 # (headers and body) may take to arrive before its client is disconnected.
 WEBHOOK_MAX_CONNECTIONS = 256
 WEBHOOK_REQUEST_DEADLINE_S = 10.0

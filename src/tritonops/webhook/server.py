@@ -10,10 +10,10 @@ each connection may make the receiver hold is bounded before the signature is ev
   ``deadline_s`` of its first byte (of the connection opening, for the first request); a client
   that trickles bytes is disconnected then. uvicorn has no such deadline of its own, so the
   protocol class here adds one;
-* **body**: ``Content-Length`` required (411) and at most :data:`~tritonops.webhook.MAX_BODY_BYTES`
+* **body**: ``Content-Length`` required (411) and at most :data:`~tritonops.webhook.events.MAX_BODY_BYTES`
   (413, the body is never read); ``Transfer-Encoding`` (chunked) refused (400) — MLflow sends a
   plain JSON body with its length;
-* JSON nested at most :data:`~tritonops.webhook.MAX_JSON_DEPTH` deep (checked in the receiver).
+* JSON nested at most :data:`~tritonops.webhook.events.MAX_JSON_DEPTH` deep (checked in the receiver).
 
 The app runs on the event loop; the receiver's decision is pure and quick (a deploy runs in the
 dispatcher's threads), so answering never waits for a deploy.
@@ -43,7 +43,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from tritonops.core.limits import WEBHOOK_MAX_CONNECTIONS, WEBHOOK_REQUEST_DEADLINE_S
 from tritonops.errors import InputError
-from tritonops.webhook import Receiver, Reply
+from tritonops.webhook.receiver import Receiver, Reply
 
 log = logging.getLogger(__name__)
 
