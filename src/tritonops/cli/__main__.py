@@ -1,0 +1,5 @@
+"""``python -m tritonops.cli``."""
+
+from tritonops.cli import main
+
+main()
