@@ -383,7 +383,8 @@ def replica_added_mid_run(c: Ctx) -> int:
     run = f"{c.model}-run"
     snap = c.step("snapshot", run, "--alias", "champion", TRITONOPS_TRITON_URL=pinned)
     assert snap.returncode == 0, snap.stdout + snap.stderr
-    for name in ("materialize", "load", "ready", "smoke", "commit"):
+    # ... and then the exit handler's report, which pushes the run's metrics, as in Argo.
+    for name in ("materialize", "load", "ready", "smoke", "commit", "report"):
         result = c.step(name, run)
         assert result.returncode == 0, (name, result.stdout, result.stderr)
     assert ready_versions(pinned, c.model) == [v2]
@@ -409,7 +410,7 @@ def recover_between_steps(c: Ctx) -> int:
         assert result.returncode == 0, (name, result.stdout, result.stderr)
     refused = c.env.cli("recover", "--model", c.model)
     assert f"run {run}" in refused.stderr and "holds its lease until" in refused.stderr, refused.stderr
-    for name in ("ready", "smoke", "commit"):
+    for name in ("ready", "smoke", "commit", "report"):  # report: the exit handler's push
         result = c.step(name, run)
         assert result.returncode == 0, (name, result.stdout, result.stderr)
     c.commits(v2, second)
