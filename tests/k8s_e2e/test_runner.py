@@ -47,7 +47,8 @@ def runner(template: dict[str, Any], config_maps: dict[str, dict[str, str]], tmp
         workflow_name="tritonops-deploy-test",
         image="localhost/tritonops:dev",
         config_maps=config_maps,
-        secrets={},
+        # The one key every step requires (Triton's repository-API key); the rest are optional.
+        secrets={"tritonops-secrets": {"triton-api-key": "k3y"}},
         claims={c: tmp_path for c in claims},
         workdir=tmp_path,
     )
