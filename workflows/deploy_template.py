@@ -174,17 +174,17 @@ def build() -> WorkflowTemplate:
         active_deadline_seconds=WORKFLOW_DEADLINE,
         **_template_settings(
             "Deploy the MLflow version an alias points at to every Triton replica: "
-            "snapshot, materialize, load, ready, smoke, commit; roll back on any failure. "
+            f"{', '.join(spec.name for spec in steps.DEPLOY)}; roll back on any failure. "
             "Entry points: deploy, deploy-allow-interface-change, recover."
         ),
     ) as wt:
         gates = gate_env()
         recover = container(RECOVER, gates)
-        steps = {step.name: container(step, gates) for step in DEPLOY_STEPS}
+        by_name = {step.name: container(step, gates) for step in DEPLOY_STEPS}
         rollback, report = (container(step, gates) for step in EXIT_STEPS)
-        steps_allow = dict(steps, materialize=container(MATERIALIZE_ALLOW_INTERFACE_CHANGE, gates))
+        allow = dict(by_name, materialize=container(MATERIALIZE_ALLOW_INTERFACE_CHANGE, gates))
 
-        for entry, templates in (("deploy", steps), ("deploy-allow-interface-change", steps_allow)):
+        for entry, templates in (("deploy", by_name), ("deploy-allow-interface-change", allow)):
             with DAG(name=entry):
                 previous = recover(name="recover")
                 for step in DEPLOY_STEPS:
