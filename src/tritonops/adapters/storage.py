@@ -3,7 +3,7 @@
     <repo>/<model>/config.pbtxt, current.json, <version>/model.onnx   (Triton reads this)
     <state>/runs/<model>/<run-id>/journal.json                        (one per run)
     <state>/history/<model>.jsonl                                     (append-only)
-    <state>/quarantine/<model>/<version>.failed_<stamp>/              (never deleted)
+    <state>/quarantine/<model>/<version>.failed_<stamp>/              (kept: see --quarantine-keep)
     <state>/staging/<model>/<run-id>/                                 (downloads land here)
     <state>/locks/<model>.lock
     <state>/leases/<model>.json                                       (the run that owns the model)
@@ -236,7 +236,8 @@ class StateStore:
     def quarantine(
         self, src: Path, model: str, version: int, moment: datetime, reason: dict[str, Any]
     ) -> Path:
-        """Move ``src`` into quarantine (never deleted) with a ``reason.json`` beside its files."""
+        """Move ``src`` into quarantine with a ``reason.json`` beside its files (kept until retention,
+        ``--quarantine-keep``, prunes it: see ``engine.deployer.Deployer._prune_quarantine``)."""
         base = self.quarantine_root(model)
         dst = base / quarantine_dirname(version, moment)
         n = 1
