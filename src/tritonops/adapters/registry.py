@@ -425,9 +425,6 @@ class DownloadProgress:
                     count += 1
         return total, count
 
-    def _size(self) -> int:
-        return self.measure()[0]
-
     def _run(self) -> None:
         started = time.monotonic()
         while not self._stop.wait(self.interval_s):

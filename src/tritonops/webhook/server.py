@@ -48,8 +48,6 @@ from tritonops.webhook.receiver import Receiver, Reply
 log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 16 << 10
-DEFAULT_DEADLINE_S = WEBHOOK_REQUEST_DEADLINE_S
-DEFAULT_MAX_CONNECTIONS = WEBHOOK_MAX_CONNECTIONS
 KEEP_ALIVE_S = 5
 
 
@@ -61,7 +59,7 @@ class _DeadlineProtocol(H11Protocol):
     connection is closed: a slow client costs at most ``deadline_s`` of one socket.
     """
 
-    deadline_s = DEFAULT_DEADLINE_S
+    deadline_s = WEBHOOK_REQUEST_DEADLINE_S
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -189,8 +187,8 @@ class _Server(uvicorn.Server):
 def serve(
     receiver: Receiver,
     listen: str,
-    deadline_s: float = DEFAULT_DEADLINE_S,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    deadline_s: float = WEBHOOK_REQUEST_DEADLINE_S,
+    max_connections: int = WEBHOOK_MAX_CONNECTIONS,
     stop_timeout_s: float = 60.0,
 ) -> None:
     """Serve until SIGTERM/SIGINT, then let running deploys finish (up to ``stop_timeout_s``)."""
